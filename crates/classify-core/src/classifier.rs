@@ -1,0 +1,121 @@
+//! Walking a chain, asking the backends, deciding.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+use crate::decide::{decide, Evidence};
+use crate::text::contains_any;
+use crate::{Backend, Cause, Chain, Verdict, View};
+
+/// Classifies errors with a chosen set of [`Backend`]s.
+///
+/// The `hyper-classify` facade holds one with every backend its features
+/// enable; make your own to classify with fewer (to see what a build without
+/// a backend would do) or with a backend of your own.
+///
+/// ```
+/// use classify_core::{Cause, Classifier, ConnectKind};
+/// use std::io;
+///
+/// let classifier = Classifier::new(&[]);
+/// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+/// assert_eq!(classifier.classify(&refused).cause(), Cause::Connect(ConnectKind::Refused));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Classifier<'b> {
+    backends: &'b [&'b dyn Backend],
+}
+
+impl fmt::Debug for Classifier<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.backends.iter().map(|b| b.name()))
+            .finish()
+    }
+}
+
+impl<'b> Classifier<'b> {
+    /// A classifier that asks `backends`, in order, about every link.
+    pub const fn new(backends: &'b [&'b dyn Backend]) -> Self {
+        Classifier { backends }
+    }
+
+    /// The names of the backends this classifier asks.
+    pub fn backend_names(&self) -> impl Iterator<Item = &'static str> + 'b {
+        self.backends.iter().map(|b| b.name())
+    }
+
+    /// The verdict on `err` and its chain of causes.
+    ///
+    /// Never panics, never allocates, and looks at no more than
+    /// [`MAX_LINKS`](crate::MAX_LINKS) links.
+    pub fn classify(&self, err: &(dyn Error + 'static)) -> Verdict {
+        let evidence = self.gather(err);
+        let verdict = decide(&evidence);
+        if verdict.cause() != (Cause::Unrecognized { h2_shaped: false }) {
+            return verdict;
+        }
+        if evidence.is_empty() && looks_like_h2(err) {
+            tracing::warn!(
+                error = %err,
+                backends = ?self,
+                "an error that looks like an HTTP/2 GOAWAY or RST_STREAM was not recognised \
+                 by any enabled backend: most likely it comes from an h2 major version that no \
+                 enabled hyper-classify feature covers (hyper 0.14 needs `legacy`, hyper 1 \
+                 needs `modern`)"
+            );
+            return Verdict::new(
+                Cause::Unrecognized { h2_shaped: true },
+                verdict.safety(),
+                verdict.pace(),
+            );
+        }
+        verdict
+    }
+
+    fn gather<'e>(&self, err: &'e (dyn Error + 'static)) -> Evidence {
+        let mut evidence = Evidence::default();
+        let mut chain = Chain::new(err);
+        while let Some(link) = chain.next() {
+            match self.view(link) {
+                Some(View::H2(h2)) => {
+                    evidence.add_h2(&h2);
+                    if let Some(io) = h2.io {
+                        chain.redirect(io);
+                    }
+                }
+                Some(View::Hyper(hyper)) => evidence.hyper.merge(hyper),
+                None => {}
+            }
+            if let Some(io) = link.downcast_ref::<io::Error>() {
+                evidence.add_io(io.kind());
+            }
+            #[cfg(feature = "tokio")]
+            if link.is::<tokio::time::error::Elapsed>() {
+                evidence.elapsed = true;
+            }
+        }
+        if evidence.hyper.connect {
+            // hyper's connectors only say "dns error" in their text.
+            evidence.dns = Chain::new(err)
+                .any(|link| contains_any(&["dns error"], |w| write!(w, "{link}")));
+        }
+        evidence
+    }
+
+    fn view<'e>(&self, link: &'e (dyn Error + 'static)) -> Option<View<'e>> {
+        self.backends.iter().find_map(|backend| backend.view(link))
+    }
+}
+
+/// Whether any link prints like an h2 `GOAWAY` or `RST_STREAM` error.
+fn looks_like_h2(err: &(dyn Error + 'static)) -> bool {
+    Chain::new(err).any(|link| {
+        contains_any(&["GoAway(", "Reset("], |w| write!(w, "{link:?}"))
+            || contains_any(
+                &["connection error received", "stream error received"],
+                |w| write!(w, "{link}"),
+            )
+    })
+}

@@ -1,0 +1,240 @@
+//! The decision table, written once for every h2 and hyper version.
+
+use std::io;
+
+use crate::view::{H2Frame, H2View, HyperView};
+use crate::{Cause, ConnectKind, Initiator, Pace, Reason, RetrySafety, Verdict};
+
+/// Everything the walk found in one error chain.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Evidence {
+    /// The first h2 error that came from a `GOAWAY` or `RST_STREAM` frame.
+    pub(crate) h2_frame: Option<(H2Frame, Reason, Initiator)>,
+    /// An h2 error with no frame and no io error behind it.
+    pub(crate) h2_other: bool,
+    /// What all the hyper links said, merged.
+    pub(crate) hyper: HyperView,
+    /// The innermost io error kind more specific than `Other`.
+    pub(crate) io: Option<io::ErrorKind>,
+    /// A timer gave up (`tokio::time::error::Elapsed`).
+    pub(crate) elapsed: bool,
+    /// A connector said name resolution failed.
+    pub(crate) dns: bool,
+}
+
+impl Evidence {
+    pub(crate) fn add_h2(&mut self, h2: &H2View<'_>) {
+        match (h2.frame, h2.reason) {
+            (H2Frame::GoAway | H2Frame::Reset, Some(reason)) if self.h2_frame.is_none() => {
+                self.h2_frame = Some((h2.frame, reason, h2.initiator));
+            }
+            (H2Frame::None, _) if h2.io.is_none() => self.h2_other = true,
+            _ => {}
+        }
+    }
+
+    pub(crate) fn add_io(&mut self, kind: io::ErrorKind) {
+        if kind != io::ErrorKind::Other || self.io.is_none() {
+            self.io = Some(kind);
+        }
+    }
+
+    /// Whether anything at all was recognised.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.h2_frame.is_none()
+            && !self.h2_other
+            && self.hyper == HyperView::default()
+            && self.io.is_none()
+            && !self.elapsed
+    }
+}
+
+/// The table. Rows are tried in order; the first that matches decides.
+pub(crate) fn decide(ev: &Evidence) -> Verdict {
+    use RetrySafety::*;
+
+    let timed_out = ev.hyper.timeout || ev.elapsed || ev.io == Some(io::ErrorKind::TimedOut);
+
+    // hyper only hands a request back when it never started writing it, so
+    // this outranks whatever connection error is behind it.
+    if ev.hyper.canceled || ev.hyper.closed {
+        return Verdict::new(Cause::NotSent, AnyRequest, Pace::Immediate);
+    }
+    if ev.hyper.user || ev.hyper.body_write_aborted {
+        return never(Cause::User);
+    }
+    if let Some((frame, reason, initiator)) = ev.h2_frame {
+        return h2_frame(frame, reason, initiator);
+    }
+    if ev.hyper.connect {
+        let kind = match ev.io.and_then(connect_kind) {
+            Some(kind) => kind,
+            None if timed_out => ConnectKind::Timeout,
+            None if ev.dns => ConnectKind::Dns,
+            None => ConnectKind::Other,
+        };
+        return Verdict::new(Cause::Connect(kind), AnyRequest, Pace::Backoff);
+    }
+    if timed_out {
+        return Verdict::new(Cause::Timeout, IdempotentOnly, Pace::Backoff);
+    }
+    if ev.h2_other || ev.hyper.parse {
+        return never(Cause::Protocol);
+    }
+    match ev.io {
+        Some(kind) if connect_only(kind) => {
+            let kind = connect_kind(kind).unwrap_or(ConnectKind::Other);
+            return Verdict::new(Cause::Connect(kind), AnyRequest, Pace::Backoff);
+        }
+        Some(kind) if connection_lost(kind) => return lost(),
+        _ => {}
+    }
+    if ev.hyper.incomplete_message {
+        return lost();
+    }
+    never(Cause::Unrecognized { h2_shaped: false })
+}
+
+/// GOAWAY and RST_STREAM, by who sent them and why.
+fn h2_frame(frame: H2Frame, reason: Reason, initiator: Initiator) -> Verdict {
+    use RetrySafety::*;
+
+    if initiator != Initiator::Remote {
+        // Ours (h2 0.3's REFUSED_STREAM for oversized response headers is
+        // one): the peer may well have processed the request.
+        return never(Cause::Protocol);
+    }
+    match frame {
+        // h2 fails only the streams above the GOAWAY's last_stream_id (and
+        // later requests) with it: the peer never processed them, whatever
+        // the code (RFC 9113 §6.8).
+        H2Frame::GoAway => {
+            let pace = match reason {
+                Reason::NO_ERROR | Reason::HTTP_1_1_REQUIRED => Pace::Immediate,
+                Reason::ENHANCE_YOUR_CALM => Pace::Throttled,
+                _ => Pace::Backoff,
+            };
+            Verdict::new(Cause::GoAway { reason, initiator }, AnyRequest, pace)
+        }
+        H2Frame::Reset => {
+            let cause = Cause::StreamReset { reason, initiator };
+            match reason {
+                // RFC 9113 §8.7: refused before any processing.
+                Reason::REFUSED_STREAM => Verdict::new(cause, AnyRequest, Pace::Immediate),
+                Reason::ENHANCE_YOUR_CALM => Verdict::new(cause, IdempotentOnly, Pace::Throttled),
+                _ => Verdict::new(cause, IdempotentOnly, Pace::Backoff),
+            }
+        }
+        H2Frame::None => never(Cause::Protocol),
+    }
+}
+
+/// io error kinds that only happen while a connection is being made.
+fn connect_only(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+    )
+}
+
+fn connect_kind(kind: io::ErrorKind) -> Option<ConnectKind> {
+    use io::ErrorKind::*;
+    Some(match kind {
+        ConnectionRefused => ConnectKind::Refused,
+        ConnectionReset | ConnectionAborted => ConnectKind::Reset,
+        TimedOut => ConnectKind::Timeout,
+        HostUnreachable | NetworkUnreachable => ConnectKind::Unreachable,
+        _ => return None,
+    })
+}
+
+/// io error kinds that mean an established connection broke.
+fn connection_lost(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof | NotConnected | WriteZero
+    )
+}
+
+fn lost() -> Verdict {
+    Verdict::new(
+        Cause::ConnectionLost,
+        RetrySafety::IdempotentOnly,
+        Pace::Backoff,
+    )
+}
+
+fn never(cause: Cause) -> Verdict {
+    Verdict::new(cause, RetrySafety::Never, Pace::Backoff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(frame: H2Frame, reason: Reason) -> Verdict {
+        h2_frame(frame, reason, Initiator::Remote)
+    }
+
+    #[test]
+    fn go_away_pace_follows_the_reason() {
+        let pace = |r| remote(H2Frame::GoAway, r).pace();
+        assert_eq!(pace(Reason::NO_ERROR), Pace::Immediate);
+        assert_eq!(pace(Reason::HTTP_1_1_REQUIRED), Pace::Immediate);
+        assert_eq!(pace(Reason::ENHANCE_YOUR_CALM), Pace::Throttled);
+        assert_eq!(pace(Reason::INTERNAL_ERROR), Pace::Backoff);
+        assert_eq!(pace(Reason::from(0xff)), Pace::Backoff);
+    }
+
+    #[test]
+    fn every_remote_go_away_is_safe_for_any_request() {
+        for code in 0..=0xe {
+            let v = remote(H2Frame::GoAway, Reason::from(code));
+            assert_eq!(v.safety(), RetrySafety::AnyRequest, "{v}");
+        }
+    }
+
+    #[test]
+    fn only_a_refused_stream_reset_is_safe_for_any_request() {
+        for code in 0..=0xe {
+            let v = remote(H2Frame::Reset, Reason::from(code));
+            let expected = if code == 7 {
+                RetrySafety::AnyRequest
+            } else {
+                RetrySafety::IdempotentOnly
+            };
+            assert_eq!(v.safety(), expected, "{v}");
+        }
+    }
+
+    #[test]
+    fn our_own_frames_are_protocol_errors() {
+        for initiator in [Initiator::Local, Initiator::Library] {
+            for frame in [H2Frame::GoAway, H2Frame::Reset] {
+                let v = h2_frame(frame, Reason::REFUSED_STREAM, initiator);
+                assert_eq!(v.cause(), Cause::Protocol);
+                assert_eq!(v.safety(), RetrySafety::Never);
+            }
+        }
+    }
+
+    #[test]
+    fn handed_back_outranks_the_connection_error_behind_it() {
+        let mut ev = Evidence::default();
+        ev.hyper.canceled = true;
+        ev.add_io(io::ErrorKind::BrokenPipe);
+        assert_eq!(decide(&ev).cause(), Cause::NotSent);
+    }
+
+    #[test]
+    fn the_innermost_specific_io_kind_wins() {
+        let mut ev = Evidence::default();
+        ev.add_io(io::ErrorKind::ConnectionReset);
+        ev.add_io(io::ErrorKind::Other);
+        assert_eq!(ev.io, Some(io::ErrorKind::ConnectionReset));
+        ev.add_io(io::ErrorKind::ConnectionRefused);
+        assert_eq!(decide(&ev).cause(), Cause::Connect(ConnectKind::Refused));
+    }
+}

@@ -1,0 +1,57 @@
+//! The version-independent core of `hyper-classify`.
+//!
+//! This crate holds the verdict vocabulary ([`Verdict`], [`Cause`],
+//! [`RetrySafety`], [`Pace`], [`Reason`]) and all of the logic: the bounded
+//! walk down an error chain ([`Chain`]), the reading of io error kinds, and
+//! the decision table for h2 and hyper errors. It names no h2 or hyper type.
+//! Each supported stack is a [`Backend`] in a crate of its own that only
+//! *views* its version's error types (`classify-h2-03` for hyper 0.14 and h2
+//! 0.3, `classify-h2-04` for hyper 1 and h2 0.4).
+//!
+//! Most users want the `hyper-classify` facade, which picks the backends by
+//! feature and adds a `Classify` trait for the concrete error types.
+//!
+//! # The decision table
+//!
+//! Rows are tried in this order; the first that matches decides.
+//!
+//! | what the chain holds | cause | safety | pace |
+//! |---|---|---|---|
+//! | request handed back unsent (hyper `is_canceled`, `is_closed`) | [`NotSent`](Cause::NotSent) | any request | immediate |
+//! | the caller's own error (`is_user`, aborted body) | [`User`](Cause::User) | never | - |
+//! | `GOAWAY` from the peer, any code (stream above `last_stream_id`, or never sent) | [`GoAway`](Cause::GoAway) | any request | `NO_ERROR`, `HTTP_1_1_REQUIRED`: immediate; `ENHANCE_YOUR_CALM`: throttled; others: backoff |
+//! | `RST_STREAM(REFUSED_STREAM)` from the peer | [`StreamReset`](Cause::StreamReset) | any request | immediate |
+//! | `RST_STREAM(ENHANCE_YOUR_CALM)` from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | throttled |
+//! | `RST_STREAM`, any other code, from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | backoff |
+//! | `GOAWAY` or `RST_STREAM` made by our own side or our h2 | [`Protocol`](Cause::Protocol) | never | - |
+//! | connect error (refused, reset, DNS, timeout, unreachable, TLS) | [`Connect`](Cause::Connect) | any request | backoff |
+//! | timeout (hyper, h2 keep-alive, io `TimedOut`, tokio `Elapsed`) | [`Timeout`](Cause::Timeout) | idempotent only | backoff |
+//! | other h2 error, or a response that did not parse | [`Protocol`](Cause::Protocol) | never | - |
+//! | io `ConnectionRefused` / unreachable outside a connector | [`Connect`](Cause::Connect) | any request | backoff |
+//! | io error after the request was sent (broken pipe, reset, aborted, EOF), incomplete message | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
+//! | nothing recognised | [`Unrecognized`](Cause::Unrecognized) | never | - |
+//!
+//! When nothing is recognised but a link prints like an h2 `GOAWAY` or
+//! `RST_STREAM`, the cause is `Unrecognized { h2_shaped: true }` and a
+//! `tracing` warning names the likely reason: an h2 version no enabled
+//! backend covers. That is the failure this crate exists to make loud.
+//!
+//! # Features
+//!
+//! - `tokio`: recognise `tokio::time::error::Elapsed` as a timeout.
+
+#![deny(missing_docs)]
+
+mod chain;
+mod classifier;
+mod decide;
+mod reason;
+mod text;
+mod verdict;
+mod view;
+
+pub use chain::{Chain, MAX_LINKS};
+pub use classifier::Classifier;
+pub use reason::Reason;
+pub use verdict::{Cause, ConnectKind, Initiator, Pace, RetrySafety, Verdict};
+pub use view::{Backend, H2View, HyperView, View};

@@ -1,0 +1,251 @@
+//! The verdict vocabulary: what failed, whether a retry is safe, and how soon.
+
+use std::fmt;
+
+use crate::Reason;
+
+/// The answer to "should this failed request be retried, and is it safe to?".
+///
+/// A verdict is made by [`Classifier::classify`](crate::Classifier::classify)
+/// (or the `hyper-classify` facade's `classify`). It says what the error chain
+/// held ([`cause`](Verdict::cause)), which requests may be replayed
+/// ([`safety`](Verdict::safety)) and how soon ([`pace`](Verdict::pace)).
+///
+/// ```
+/// use classify_core::{Classifier, Cause, RetrySafety};
+///
+/// let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+/// let verdict = Classifier::new(&[]).classify(&err);
+/// assert_eq!(verdict.cause(), Cause::ConnectionLost);
+/// assert_eq!(verdict.safety(), RetrySafety::IdempotentOnly);
+/// assert!(verdict.permits_retry(true));
+/// assert!(!verdict.permits_retry(false));
+/// println!("{verdict}"); // connection lost after the request was sent: retry idempotent requests only, after backoff
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Verdict {
+    cause: Cause,
+    safety: RetrySafety,
+    pace: Pace,
+}
+
+impl Verdict {
+    /// A verdict from its parts. Classification makes these; a retry policy
+    /// or a test may want to make its own.
+    pub const fn new(cause: Cause, safety: RetrySafety, pace: Pace) -> Self {
+        Verdict {
+            cause,
+            safety,
+            pace,
+        }
+    }
+
+    /// What the error chain held.
+    pub const fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    /// Which requests may be replayed.
+    pub const fn safety(&self) -> RetrySafety {
+        self.safety
+    }
+
+    /// How soon a retry should go out. Meaningless when
+    /// [`safety`](Verdict::safety) is [`RetrySafety::Never`].
+    pub const fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// Whether a request may be retried, given whether it is idempotent
+    /// (by method, by an `Idempotency-Key`, or by the caller's word).
+    pub const fn permits_retry(&self, idempotent: bool) -> bool {
+        match self.safety {
+            RetrySafety::AnyRequest => true,
+            RetrySafety::IdempotentOnly => idempotent,
+            RetrySafety::Never => false,
+        }
+    }
+
+    /// Whether the peer asked for HTTP/1.1 (`HTTP_1_1_REQUIRED`): a retry
+    /// should go out over HTTP/1.1, not HTTP/2.
+    pub fn requires_http1(&self) -> bool {
+        matches!(
+            self.cause,
+            Cause::GoAway { reason, .. } | Cause::StreamReset { reason, .. }
+                if reason == Reason::HTTP_1_1_REQUIRED
+        )
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.cause, self.safety)?;
+        if self.safety != RetrySafety::Never {
+            write!(f, ", {}", self.pace)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which requests may be replayed after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetrySafety {
+    /// The request was never processed by the server: any method may be
+    /// replayed, `POST` included.
+    AnyRequest,
+    /// The server may have processed the request: replay it only if it is
+    /// idempotent.
+    IdempotentOnly,
+    /// Do not retry: the error will happen again, or it is the caller's own.
+    Never,
+}
+
+impl fmt::Display for RetrySafety {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RetrySafety::AnyRequest => "retry any request",
+            RetrySafety::IdempotentOnly => "retry idempotent requests only",
+            RetrySafety::Never => "do not retry",
+        })
+    }
+}
+
+/// How soon a retry should go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pace {
+    /// At once: the server is fine, it just did not take this request on that
+    /// connection (a draining GOAWAY, `REFUSED_STREAM`, a request handed back).
+    Immediate,
+    /// After the usual exponential backoff.
+    Backoff,
+    /// After a longer backoff: the peer said it is overloaded
+    /// (`ENHANCE_YOUR_CALM`).
+    Throttled,
+}
+
+impl fmt::Display for Pace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pace::Immediate => "immediately",
+            Pace::Backoff => "after backoff",
+            Pace::Throttled => "after a throttled backoff",
+        })
+    }
+}
+
+/// Who made an HTTP/2 `GOAWAY` or `RST_STREAM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Initiator {
+    /// The peer sent it.
+    Remote,
+    /// Our side's user of h2 (hyper, or the application) asked for it.
+    Local,
+    /// Our own h2 library made it, having noticed a protocol problem.
+    Library,
+}
+
+impl fmt::Display for Initiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Initiator::Remote => "from the peer",
+            Initiator::Local => "sent by this side",
+            Initiator::Library => "made by our h2",
+        })
+    }
+}
+
+/// Why a connection could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectKind {
+    /// Nothing listened there (yet): `ECONNREFUSED`.
+    Refused,
+    /// The connection was reset or aborted while it was being set up.
+    Reset,
+    /// Name resolution failed.
+    Dns,
+    /// Connecting took too long.
+    Timeout,
+    /// The host or network cannot be reached.
+    Unreachable,
+    /// Anything else, TLS handshake failures among them.
+    Other,
+}
+
+impl fmt::Display for ConnectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectKind::Refused => "refused",
+            ConnectKind::Reset => "reset",
+            ConnectKind::Dns => "name resolution failed",
+            ConnectKind::Timeout => "timed out",
+            ConnectKind::Unreachable => "unreachable",
+            ConnectKind::Other => "failed",
+        })
+    }
+}
+
+/// What an error chain held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// An HTTP/2 `GOAWAY` the peer sent: the request's stream was above its
+    /// `last_stream_id`, or was never sent.
+    GoAway {
+        /// The `GOAWAY` error code.
+        reason: Reason,
+        /// Who sent it; always [`Initiator::Remote`] for this cause.
+        initiator: Initiator,
+    },
+    /// An HTTP/2 `RST_STREAM` the peer sent.
+    StreamReset {
+        /// The `RST_STREAM` error code.
+        reason: Reason,
+        /// Who sent it; always [`Initiator::Remote`] for this cause.
+        initiator: Initiator,
+    },
+    /// No connection could be made.
+    Connect(ConnectKind),
+    /// The client handed the request back unsent (hyper's `Canceled`).
+    NotSent,
+    /// The connection broke after the request was sent.
+    ConnectionLost,
+    /// Something took too long.
+    Timeout,
+    /// A protocol violation, one of our own h2's `GOAWAY`s or resets among
+    /// them, or a response that did not parse.
+    Protocol,
+    /// The caller's own error: a bad request, a failing request body.
+    User,
+    /// Nothing in the chain was recognised.
+    Unrecognized {
+        /// The chain looked like an h2 error (a `GoAway(..)` or `Reset(..)`
+        /// in its `Debug`) that no enabled backend could read: most likely an
+        /// h2 version that no enabled feature covers.
+        h2_shaped: bool,
+    },
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::GoAway { reason, initiator } => write!(f, "GOAWAY {reason} {initiator}"),
+            Cause::StreamReset { reason, initiator } => {
+                write!(f, "RST_STREAM {reason} {initiator}")
+            }
+            Cause::Connect(kind) => write!(f, "connect {kind}"),
+            Cause::NotSent => f.write_str("request handed back unsent"),
+            Cause::ConnectionLost => f.write_str("connection lost after the request was sent"),
+            Cause::Timeout => f.write_str("timed out"),
+            Cause::Protocol => f.write_str("protocol error"),
+            Cause::User => f.write_str("caller error"),
+            Cause::Unrecognized { h2_shaped: false } => f.write_str("unrecognized error"),
+            Cause::Unrecognized { h2_shaped: true } => {
+                f.write_str("unrecognized h2-shaped error (an h2 version no backend covers?)")
+            }
+        }
+    }
+}
