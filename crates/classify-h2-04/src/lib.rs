@@ -1,1 +1,53 @@
+//! The hyper 1 / h2 0.4 / hyper-util backend of `hyper-classify`.
+//!
+//! This crate is the only place that names h2 0.4's, hyper 1's and
+//! hyper-util's error types. It views them for the version-independent
+//! decision table in `classify-core`, and does nothing else. Use it through
+//! the `hyper-classify` facade's `modern` feature.
+//!
+//! The h2 it downcasts to is the very h2 that hyper 1 wraps: `cargo xtask
+//! pins` fails the build if the two ever resolve to different packages (as
+//! they would if a hyper 1.x moved to h2 0.5).
+//!
+//! ```
+//! use classify_core::{Backend, Classifier};
+//! use classify_h2_04::Modern;
+//!
+//! let classifier = Classifier::new(&[&Modern]);
+//! assert_eq!(classifier.backend_names().next(), Some("hyper 1 / h2 0.4"));
+//! ```
 
+#![deny(missing_docs)]
+
+use std::error::Error;
+
+use classify_core::{view_h2_error, view_hyper_error, Backend, HyperView, View};
+
+pub use h2;
+pub use hyper;
+pub use hyper_util;
+
+/// The backend for hyper 1 (`hyper::Error`), hyper-util's legacy client
+/// (`hyper_util::client::legacy::Error`) and h2 0.4 (`h2::Error`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Modern;
+
+impl Backend for Modern {
+    fn name(&self) -> &'static str {
+        "hyper 1 / h2 0.4"
+    }
+
+    fn view<'e>(&self, link: &'e (dyn Error + 'static)) -> Option<View<'e>> {
+        if let Some(err) = link.downcast_ref::<h2::Error>() {
+            return Some(View::H2(view_h2_error!(err)));
+        }
+        if let Some(err) = link.downcast_ref::<hyper_util::client::legacy::Error>() {
+            // Its other kinds are told by the hyper::Error behind it.
+            let mut view = HyperView::default();
+            view.connect = err.is_connect();
+            return Some(View::Hyper(view));
+        }
+        let err = link.downcast_ref::<hyper::Error>()?;
+        Some(View::Hyper(view_hyper_error!(err)))
+    }
+}
