@@ -1,0 +1,105 @@
+//! hyper 0.14 clients.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper_0_14::body::HttpBody;
+
+use hyper_0_14::client::conn::{self, SendRequest};
+use hyper_0_14::client::HttpConnector;
+pub use hyper_0_14::{Body, Client, Method, Request, Response};
+
+/// The h2 that hyper 0.14 wraps.
+pub use h2_03 as h2;
+use tokio::net::TcpStream;
+
+/// The pooling client, HTTP/2 with prior knowledge.
+pub fn h2_client() -> Client<HttpConnector, Body> {
+    Client::builder().http2_only(true).build_http()
+}
+
+/// A request with an empty body.
+pub fn request(method: Method, url: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// `GET url` through a fresh HTTP/2 pooling client.
+pub async fn h2_get(url: &str) -> Result<Response<Body>, hyper_0_14::Error> {
+    h2_client().request(request(Method::GET, url)).await
+}
+
+/// A single HTTP/2 connection, driven in the background.
+pub async fn h2_conn(addr: SocketAddr) -> SendRequest<Body> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, connection) = conn::Builder::new()
+        .http2_only(true)
+        .handshake(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+/// A single HTTP/2 connection that sends a keep-alive PING every 50 ms and
+/// gives up on the connection when one goes unanswered for 50 ms.
+pub async fn h2_conn_with_keep_alive(addr: SocketAddr) -> SendRequest<Body> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, connection) = conn::Builder::new()
+        .http2_only(true)
+        .http2_keep_alive_interval(Duration::from_millis(50))
+        .http2_keep_alive_timeout(Duration::from_millis(50))
+        .http2_keep_alive_while_idle(true)
+        .handshake(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+/// A single HTTP/1.1 connection, driven in the background.
+pub async fn h1_conn<B>(addr: SocketAddr) -> SendRequest<B>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, connection) = conn::Builder::new().handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+/// A request body that fails on its first read: the caller's own error.
+pub struct FailingBody;
+
+impl HttpBody for FailingBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_data(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, io::Error>>> {
+        Poll::Ready(Some(Err(io::Error::other("the caller's body failed"))))
+    }
+
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<Option<hyper_0_14::HeaderMap>, io::Error>> {
+        Poll::Ready(Ok(None))
+    }
+}
+
+/// A `POST` whose body is a [`FailingBody`].
+pub fn failing_request(url: &str) -> Request<FailingBody> {
+    Request::post(url).body(FailingBody).unwrap()
+}
