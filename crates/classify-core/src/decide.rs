@@ -14,7 +14,7 @@ pub(crate) struct Evidence {
     pub(crate) h2_other: bool,
     /// What all the hyper links said, merged.
     pub(crate) hyper: HyperView,
-    /// The innermost io error kind more specific than `Other`.
+    /// The innermost io error kind other than `Other` (which says nothing).
     pub(crate) io: Option<io::ErrorKind>,
     /// A timer gave up (`tokio::time::error::Elapsed`).
     pub(crate) elapsed: bool,
@@ -34,7 +34,7 @@ impl Evidence {
     }
 
     pub(crate) fn add_io(&mut self, kind: io::ErrorKind) {
-        if kind != io::ErrorKind::Other || self.io.is_none() {
+        if kind != io::ErrorKind::Other {
             self.io = Some(kind);
         }
     }

@@ -14,6 +14,7 @@ use hyper_0_14::client::HttpConnector;
 pub use hyper_0_14::{Body, Client, Method, Request, Response};
 
 /// The h2 that hyper 0.14 wraps.
+#[allow(unused_imports)] // used by some test binaries only
 pub use h2_03 as h2;
 use tokio::net::TcpStream;
 

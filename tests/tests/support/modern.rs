@@ -13,6 +13,7 @@ use hyper_1::body::Frame;
 pub use hyper_1::{Method, Request};
 
 /// The h2 that hyper 1 wraps.
+#[allow(unused_imports)] // used by some test binaries only
 pub use h2_04 as h2;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
