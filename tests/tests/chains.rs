@@ -90,7 +90,10 @@ async fn a_backend_that_cannot_read_the_error_says_so_loudly() {
     assert_eq!(verdict.safety(), RetrySafety::Never);
     assert!(log.contains("WARN"), "{log}");
     assert!(log.contains("h2 major version"), "{log}");
-    assert!(log.contains("hyper 1 / h2 0.4"), "names the backends it had: {log}");
+    assert!(
+        log.contains("hyper 1 / h2 0.4"),
+        "names the backends it had: {log}"
+    );
 }
 
 #[cfg(feature = "modern")]
@@ -140,7 +143,7 @@ async fn both_stacks_in_one_process() {
 #[tokio::test]
 async fn a_go_away_wrapped_in_io_errors_and_boxes_is_still_found() {
     let err = modern_go_away().await;
-    let wrapped = io::Error::new(io::ErrorKind::Other, err);
+    let wrapped = io::Error::other(err);
     assert_eq!(wrapped.classify().cause(), GO_AWAY);
     let twice = io::Error::new(io::ErrorKind::BrokenPipe, wrapped);
     assert_eq!(twice.classify().cause(), GO_AWAY);
@@ -156,7 +159,7 @@ async fn tokio_timeouts_are_timeouts() {
     )
     .await
     .unwrap_err();
-    let verdict = classify(&io::Error::new(io::ErrorKind::Other, elapsed));
+    let verdict = classify(&io::Error::other(elapsed));
     assert_eq!(verdict.cause(), Cause::Timeout);
     assert_eq!(verdict.safety(), RetrySafety::IdempotentOnly);
     assert_eq!(verdict.pace(), Pace::Backoff);
@@ -213,15 +216,20 @@ fn a_self_sourced_error_does_not_hang() {
 
 #[test]
 fn a_10_000_deep_chain_is_walked_only_to_the_bound() {
-    let mut err: Box<dyn Error + Send + Sync> = Box::new(io::Error::from(io::ErrorKind::BrokenPipe));
+    let mut err: Box<dyn Error + Send + Sync> =
+        Box::new(io::Error::from(io::ErrorKind::BrokenPipe));
     for depth in 0..10_000 {
         err = Box::new(custom(&format!("layer {depth}"), Some(err)));
     }
     assert_eq!(hyper_classify::Chain::new(&*err).count(), MAX_LINKS);
     // The broken pipe is 10,000 links down: out of sight, so nothing is known.
-    assert_eq!(err.classify().cause(), Cause::Unrecognized { h2_shaped: false });
+    assert_eq!(
+        err.classify().cause(),
+        Cause::Unrecognized { h2_shaped: false }
+    );
 
-    let mut shallow: Box<dyn Error + Send + Sync> = Box::new(io::Error::from(io::ErrorKind::BrokenPipe));
+    let mut shallow: Box<dyn Error + Send + Sync> =
+        Box::new(io::Error::from(io::ErrorKind::BrokenPipe));
     for depth in 0..MAX_LINKS - 1 {
         shallow = Box::new(custom(&format!("layer {depth}"), Some(shallow)));
     }
@@ -299,7 +307,7 @@ proptest! {
     fn wrapping_in_an_io_error_of_kind_other_changes_nothing(specs in prop::collection::vec(spec(), 1..8)) {
         let err = build(&specs);
         let verdict = err.classify();
-        let wrapped = io::Error::new(io::ErrorKind::Other, err);
+        let wrapped = io::Error::other(err);
         prop_assert_eq!(wrapped.classify(), verdict);
     }
 }

@@ -12,25 +12,41 @@ macro_rules! table_rows {
             use std::time::Duration;
 
             use h2_frame_server::Reason as Wire;
-            use hyper_classify::{Cause, Chain, ConnectKind, Initiator, Pace, Reason, RetrySafety::*};
+            use hyper_classify::{
+                Cause, Chain, ConnectKind, Initiator, Pace, Reason, RetrySafety::*,
+            };
 
-            use crate::support::{self, $stack as stack, assert_verdict, Http1Then};
+            use crate::support::{self, assert_verdict, $stack as stack, Http1Then};
 
             #[tokio::test]
             async fn go_away_from_the_peer_any_reason_is_safe_for_any_request() {
                 let cases = [
                     (Wire::NO_ERROR, Reason::NO_ERROR, Pace::Immediate),
-                    (Wire::ENHANCE_YOUR_CALM, Reason::ENHANCE_YOUR_CALM, Pace::Throttled),
-                    (Wire::HTTP_1_1_REQUIRED, Reason::HTTP_1_1_REQUIRED, Pace::Immediate),
+                    (
+                        Wire::ENHANCE_YOUR_CALM,
+                        Reason::ENHANCE_YOUR_CALM,
+                        Pace::Throttled,
+                    ),
+                    (
+                        Wire::HTTP_1_1_REQUIRED,
+                        Reason::HTTP_1_1_REQUIRED,
+                        Pace::Immediate,
+                    ),
                     (Wire::INTERNAL_ERROR, Reason::INTERNAL_ERROR, Pace::Backoff),
                 ];
                 for (wire, reason, pace) in cases {
                     let server = support::go_away_on_first_request(0, wire).await;
                     let err = stack::h2_get(&server.url()).await.unwrap_err();
-                    let cause = Cause::GoAway { reason, initiator: Initiator::Remote };
+                    let cause = Cause::GoAway {
+                        reason,
+                        initiator: Initiator::Remote,
+                    };
                     assert_verdict(&err, cause, AnyRequest, pace);
                     let verdict = hyper_classify::classify(&err);
-                    assert_eq!(verdict.requires_http1(), reason == Reason::HTTP_1_1_REQUIRED);
+                    assert_eq!(
+                        verdict.requires_http1(),
+                        reason == Reason::HTTP_1_1_REQUIRED
+                    );
                 }
             }
 
@@ -53,7 +69,10 @@ macro_rules! table_rows {
                 let (first, second) = tokio::join!(first, second);
                 assert!(first.is_ok(), "stream 1 is at last_stream_id: {first:?}");
                 let err = second.unwrap_err();
-                let cause = Cause::GoAway { reason: Reason::NO_ERROR, initiator: Initiator::Remote };
+                let cause = Cause::GoAway {
+                    reason: Reason::NO_ERROR,
+                    initiator: Initiator::Remote,
+                };
                 assert_verdict(&err, cause, AnyRequest, Pace::Immediate);
             }
 
@@ -62,7 +81,9 @@ macro_rules! table_rows {
                 let server = support::go_away_on_first_request(0, Wire::NO_ERROR).await;
                 let mut send = stack::h2_conn(server.addr()).await;
                 let url = server.url();
-                send.send_request(stack::request(stack::Method::GET, &url)).await.unwrap_err();
+                send.send_request(stack::request(stack::Method::GET, &url))
+                    .await
+                    .unwrap_err();
                 let err = send
                     .send_request(stack::request(stack::Method::POST, &url))
                     .await
@@ -70,12 +91,18 @@ macro_rules! table_rows {
                 // hyper hands it back unsent when it already saw the GOAWAY,
                 // h2 refuses it with a clone of the GOAWAY when it did not.
                 let verdict = hyper_classify::classify(&err);
-                let go_away = Cause::GoAway { reason: Reason::NO_ERROR, initiator: Initiator::Remote };
+                let go_away = Cause::GoAway {
+                    reason: Reason::NO_ERROR,
+                    initiator: Initiator::Remote,
+                };
                 assert!(
                     matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == go_away,
                     "{verdict}: {err:?}"
                 );
-                assert_eq!((verdict.safety(), verdict.pace()), (AnyRequest, Pace::Immediate));
+                assert_eq!(
+                    (verdict.safety(), verdict.pace()),
+                    (AnyRequest, Pace::Immediate)
+                );
             }
 
             #[tokio::test]
@@ -94,12 +121,19 @@ macro_rules! table_rows {
                 let cases = [
                     (Wire::CANCEL, Reason::CANCEL, Pace::Backoff),
                     (Wire::INTERNAL_ERROR, Reason::INTERNAL_ERROR, Pace::Backoff),
-                    (Wire::ENHANCE_YOUR_CALM, Reason::ENHANCE_YOUR_CALM, Pace::Throttled),
+                    (
+                        Wire::ENHANCE_YOUR_CALM,
+                        Reason::ENHANCE_YOUR_CALM,
+                        Pace::Throttled,
+                    ),
                 ];
                 for (wire, reason, pace) in cases {
                     let server = support::reset_every_request(wire).await;
                     let err = stack::h2_get(&server.url()).await.unwrap_err();
-                    let cause = Cause::StreamReset { reason, initiator: Initiator::Remote };
+                    let cause = Cause::StreamReset {
+                        reason,
+                        initiator: Initiator::Remote,
+                    };
                     assert_verdict(&err, cause, IdempotentOnly, pace);
                 }
             }
@@ -112,7 +146,11 @@ macro_rules! table_rows {
                     .find_map(|link| link.downcast_ref::<stack::h2::Error>())
                     .expect("an h2 error in the chain");
                 assert!(h2.is_reset() && h2.is_library(), "{h2:?} {err:?}");
-                assert_eq!(h2.reason(), Some(stack::h2::Reason::$oversize_reset), "{err:?}");
+                assert_eq!(
+                    h2.reason(),
+                    Some(stack::h2::Reason::$oversize_reset),
+                    "{err:?}"
+                );
                 assert_verdict(&err, Cause::Protocol, Never, Pace::Backoff);
             }
 
@@ -127,7 +165,12 @@ macro_rules! table_rows {
             async fn connection_refused_is_a_connect_error() {
                 let addr = support::closed_port().await;
                 let err = stack::h2_get(&format!("http://{addr}/")).await.unwrap_err();
-                assert_verdict(&err, Cause::Connect(ConnectKind::Refused), AnyRequest, Pace::Backoff);
+                assert_verdict(
+                    &err,
+                    Cause::Connect(ConnectKind::Refused),
+                    AnyRequest,
+                    Pace::Backoff,
+                );
             }
 
             #[tokio::test]
@@ -214,8 +257,16 @@ macro_rules! table_rows {
 // h2 0.3 resets an oversized response with a REFUSED_STREAM of its own: one
 // that must not be mistaken for the peer's (the request *was* processed).
 #[cfg(feature = "legacy")]
-table_rows!(legacy, big_header = (16 << 20) + 1024, oversize_reset = REFUSED_STREAM);
+table_rows!(
+    legacy,
+    big_header = (16 << 20) + 1024,
+    oversize_reset = REFUSED_STREAM
+);
 
 // hyper 1 sets the limit to 16 KiB; h2 0.4 resets with PROTOCOL_ERROR.
 #[cfg(feature = "modern")]
-table_rows!(modern, big_header = 20 * 1024, oversize_reset = PROTOCOL_ERROR);
+table_rows!(
+    modern,
+    big_header = 20 * 1024,
+    oversize_reset = PROTOCOL_ERROR
+);

@@ -1,1 +1,236 @@
-fn main() {}
+//! Project automation: `cargo xtask test` runs what CI runs; `cargo xtask
+//! pins` checks that each backend reads the very h2 its hyper wraps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod pins;
+
+#[derive(Parser)]
+#[command(about = "hyper-classify's project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI checks: format, lints, the feature matrix, the tests of
+    /// each stack alone and both together, the h2 pin check, and the docs.
+    #[command(alias = "ci")]
+    Test,
+    /// Fail unless each backend's h2 is the very h2 its hyper version wraps.
+    Pins {
+        /// The workspace to check (its `Cargo.toml`).
+        #[arg(long, value_name = "PATH")]
+        manifest_path: Option<PathBuf>,
+        /// Read `cargo metadata --format-version 1` output from this file
+        /// instead of running cargo.
+        #[arg(long, value_name = "FILE", conflicts_with = "manifest_path")]
+        metadata: Option<PathBuf>,
+        /// Check against the newest semver-compatible releases (as
+        /// `cargo update` would pick them), leaving Cargo.lock as it was.
+        #[arg(long, conflicts_with_all = ["manifest_path", "metadata"])]
+        latest: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    match task {
+        Task::Test => test(),
+        Task::Pins { latest: true, .. } => {
+            print_lines(pins::check_latest(&root())?);
+            Ok(())
+        }
+        Task::Pins {
+            manifest_path,
+            metadata,
+            ..
+        } => {
+            let metadata = match metadata {
+                Some(file) => pins::read_metadata(&file)?,
+                None => {
+                    pins::run_metadata(&manifest_path.unwrap_or_else(|| root().join("Cargo.toml")))?
+                }
+            };
+            print_lines(pins::check(&metadata)?);
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn test() -> Result<()> {
+    ensure_cargo_hack()?;
+    let powerset = [
+        "hack",
+        "--feature-powerset",
+        "--at-least-one-of",
+        "legacy,modern",
+        "--package",
+        "hyper-classify",
+    ];
+    let steps: &[(&str, Vec<&str>)] = &[
+        ("format", vec!["fmt", "--all", "--", "--check"]),
+        (
+            "lints",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("feature matrix", [&powerset[..], &["check"]].concat()),
+        (
+            "feature matrix without dev-dependencies",
+            [&powerset[..], &["--no-dev-deps", "check"]].concat(),
+        ),
+        ("tests, both stacks", vec!["test", "--workspace"]),
+        (
+            "tests, hyper 0.14 only (legacy)",
+            vec![
+                "test",
+                "--package",
+                "hyper-classify-tests",
+                "--package",
+                "hyper-classify",
+                "--no-default-features",
+                "--features",
+                "hyper-classify/legacy,hyper-classify-tests/legacy",
+            ],
+        ),
+        (
+            "tests, hyper 1 only (modern)",
+            vec![
+                "test",
+                "--package",
+                "hyper-classify-tests",
+                "--package",
+                "hyper-classify",
+                "--no-default-features",
+                "--features",
+                "hyper-classify/modern,hyper-classify-tests/modern",
+            ],
+        ),
+        ("xtask's own tests", vec!["test", "--package", "xtask"]),
+    ];
+    for (name, args) in steps {
+        cargo(name, args, &[])?;
+    }
+    step("h2 pins", || {
+        print_lines(pins::check(&pins::run_metadata(
+            &root().join("Cargo.toml"),
+        )?)?);
+        Ok(())
+    })?;
+    step("h2 pins against the newest compatible releases", || {
+        print_lines(pins::check_latest(&root())?);
+        Ok(())
+    })?;
+    step("a build with no backend fails, naming the features", || {
+        let out = Command::new(cargo_bin())
+            .args([
+                "check",
+                "--package",
+                "hyper-classify",
+                "--no-default-features",
+            ])
+            .current_dir(root())
+            .output()
+            .context("running cargo")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains("enable the `legacy` feature") {
+            bail!("expected a compile error naming the features, got:\n{stderr}");
+        }
+        Ok(())
+    })?;
+    cargo(
+        "docs",
+        &["doc", "--workspace", "--no-deps", "--all-features"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    println!("\nxtask: every check passed");
+    Ok(())
+}
+
+fn print_lines(lines: Vec<String>) {
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+fn cargo(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    step(name, || {
+        let status = Command::new(cargo_bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(root())
+            .status()
+            .context("running cargo")?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    })
+}
+
+fn step(name: &str, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("\n==> xtask: {name}");
+    let started = Instant::now();
+    run().with_context(|| format!("step `{name}` failed"))?;
+    println!("<== xtask: {name} ok ({:.1?})", started.elapsed());
+    Ok(())
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The cargo-hack release the feature matrix is run with.
+const CARGO_HACK_VERSION: &str = "0.6.46";
+
+/// The feature matrix needs cargo-hack; install it the first time.
+fn ensure_cargo_hack() -> Result<()> {
+    let installed = Command::new(cargo_bin())
+        .args(["hack", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if installed {
+        return Ok(());
+    }
+    cargo(
+        "install cargo-hack (needed once, for the feature matrix)",
+        &[
+            "install",
+            "cargo-hack",
+            "--locked",
+            "--version",
+            CARGO_HACK_VERSION,
+        ],
+        &[],
+    )
+}

@@ -30,7 +30,7 @@ pub const MAX_LINKS: usize = 32;
 /// }
 /// impl std::error::Error for Inner {}
 ///
-/// let err = io::Error::new(io::ErrorKind::Other, Inner);
+/// let err = io::Error::other(Inner);
 /// // `source()` would skip `Inner`; the walk does not.
 /// assert_eq!(Chain::new(&err).count(), 2);
 /// assert!(Chain::new(&err).any(|link| link.is::<Inner>()));

@@ -98,8 +98,8 @@ impl<'b> Classifier<'b> {
         }
         if evidence.hyper.connect {
             // hyper's connectors only say "dns error" in their text.
-            evidence.dns = Chain::new(err)
-                .any(|link| contains_any(&["dns error"], |w| write!(w, "{link}")));
+            evidence.dns =
+                Chain::new(err).any(|link| contains_any(&["dns error"], |w| write!(w, "{link}")));
         }
         evidence
     }

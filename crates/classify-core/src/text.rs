@@ -86,8 +86,14 @@ mod tests {
 
     #[test]
     fn finds_a_pattern_across_writes() {
-        assert!(found(&["GoAway("], r#"hyper::Error(Http2, Error { kind: GoAway(b"", NO_ERROR, Remote) })"#));
-        assert!(found(&["GoAway(", "Reset("], "Reset(StreamId(1), CANCEL, Remote)"));
+        assert!(found(
+            &["GoAway("],
+            r#"hyper::Error(Http2, Error { kind: GoAway(b"", NO_ERROR, Remote) })"#
+        ));
+        assert!(found(
+            &["GoAway(", "Reset("],
+            "Reset(StreamId(1), CANCEL, Remote)"
+        ));
         assert!(!found(&["GoAway("], "GoAway without a paren"));
         assert!(found(&["dns error"], "ddns error"));
     }

@@ -132,7 +132,9 @@ impl FrameServer {
         S: Fn(Conn) -> F + Send + Sync + 'static,
         F: Future<Output = io::Result<()>> + Send + 'static,
     {
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
         let task = tokio::spawn(async move {
@@ -260,7 +262,9 @@ impl Conn {
         const STATUS_200: u8 = 0x88;
         if body.is_empty() {
             let flags = flag::END_HEADERS | flag::END_STREAM;
-            return self.send_frame(kind::HEADERS, flags, stream, &[STATUS_200]).await;
+            return self
+                .send_frame(kind::HEADERS, flags, stream, &[STATUS_200])
+                .await;
         }
         self.send_frame(kind::HEADERS, flag::END_HEADERS, stream, &[STATUS_200])
             .await?;

@@ -37,6 +37,7 @@
 //! With hyper 1 (`modern`), on a real request:
 //!
 //! ```no_run
+//! # #[cfg(feature = "modern")]
 //! # async fn run() {
 //! use hyper_classify::Classify;
 //! use hyper_util::client::legacy::Client;
@@ -67,8 +68,8 @@ compile_error!(
 use std::error::Error;
 
 pub use classify_core::{
-    Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RetrySafety,
-    Verdict, MAX_LINKS,
+    Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RetrySafety, Verdict,
+    MAX_LINKS,
 };
 
 /// The hyper 0.14 / h2 0.3 backend and the versions it reads.

@@ -92,7 +92,8 @@ pub async fn big_header_response(len: usize) -> FrameServer {
 /// error: the client's own h2 answers with GOAWAY(PROTOCOL_ERROR).
 pub async fn data_on_stream_zero() -> FrameServer {
     on_first_request(|mut conn, _| async move {
-        conn.send_frame(h2_frame_server::kind::DATA, 0, 0, b"x").await?;
+        conn.send_frame(h2_frame_server::kind::DATA, 0, 0, b"x")
+            .await?;
         Ok(Some(conn))
     })
     .await

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_1::client::conn::{http1, http2};
 use hyper_1::body::Frame;
+use hyper_1::client::conn::{http1, http2};
 pub use hyper_1::{Method, Request};
 
 /// The h2 that hyper 1 wraps.
