@@ -152,6 +152,18 @@ async fn a_go_away_wrapped_in_io_errors_and_boxes_is_still_found() {
 }
 
 #[tokio::test]
+async fn a_refused_connect_outside_any_connector_is_a_connect_error() {
+    let addr = support::closed_port().await;
+    let err = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+    let verdict = classify(&err);
+    assert_eq!(
+        verdict.cause(),
+        Cause::Connect(hyper_classify::ConnectKind::Refused)
+    );
+    assert_eq!(verdict.safety(), RetrySafety::AnyRequest);
+}
+
+#[tokio::test]
 async fn tokio_timeouts_are_timeouts() {
     let elapsed = tokio::time::timeout(
         std::time::Duration::from_millis(1),

@@ -16,7 +16,18 @@ macro_rules! table_rows {
                 Cause, Chain, ConnectKind, Initiator, Pace, Reason, RetrySafety::*,
             };
 
-            use crate::support::{self, assert_verdict, $stack as stack, Http1Then};
+            use crate::support::{self, assert_verdict, $stack as stack, Http1Then, KeepAlive};
+
+            /// `GET` over a fresh HTTP/1.1 connection to a server that
+            /// reads the request and then does `then`.
+            async fn h1_get_error(then: Http1Then) -> stack::Error {
+                let addr = support::http1_server(then).await;
+                let mut send = stack::h1_conn(addr).await;
+                let url = format!("http://{addr}/");
+                send.send_request(stack::request(stack::Method::GET, &url))
+                    .await
+                    .unwrap_err()
+            }
 
             #[tokio::test]
             async fn go_away_from_the_peer_any_reason_is_safe_for_any_request() {
@@ -62,7 +73,7 @@ macro_rules! table_rows {
                 })
                 .await
                 .unwrap();
-                let mut send = stack::h2_conn(server.addr()).await;
+                let mut send = stack::h2_conn(server.addr(), KeepAlive::Off).await;
                 let first = send.send_request(stack::request(stack::Method::POST, &server.url()));
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let second = send.send_request(stack::request(stack::Method::POST, &server.url()));
@@ -79,7 +90,7 @@ macro_rules! table_rows {
             #[tokio::test]
             async fn a_request_sent_after_go_away_is_refused_too() {
                 let server = support::go_away_on_first_request(0, Wire::NO_ERROR).await;
-                let mut send = stack::h2_conn(server.addr()).await;
+                let mut send = stack::h2_conn(server.addr(), KeepAlive::Off).await;
                 let url = server.url();
                 send.send_request(stack::request(stack::Method::GET, &url))
                     .await
@@ -174,6 +185,17 @@ macro_rules! table_rows {
             }
 
             #[tokio::test]
+            async fn a_failed_name_resolution_is_a_connect_error() {
+                let err = stack::get_with_failing_dns("http://nowhere.test/").await;
+                assert_verdict(
+                    &err,
+                    Cause::Connect(ConnectKind::Dns),
+                    AnyRequest,
+                    Pace::Backoff,
+                );
+            }
+
+            #[tokio::test]
             async fn a_request_handed_back_unsent_is_safe_for_any_request() {
                 let addr = support::http1_server(Http1Then::Hold).await;
                 let mut send = stack::h1_conn(addr).await;
@@ -203,13 +225,7 @@ macro_rules! table_rows {
 
             #[tokio::test]
             async fn http1_close_before_the_response_is_a_lost_connection() {
-                let addr = support::http1_server(Http1Then::Close).await;
-                let mut send = stack::h1_conn(addr).await;
-                let url = format!("http://{addr}/");
-                let err = send
-                    .send_request(stack::request(stack::Method::GET, &url))
-                    .await
-                    .unwrap_err();
+                let err = h1_get_error(Http1Then::Close).await;
                 assert!(err.is_incomplete_message(), "{err:?}");
                 assert_verdict(&err, Cause::ConnectionLost, IdempotentOnly, Pace::Backoff);
             }
@@ -217,7 +233,7 @@ macro_rules! table_rows {
             #[tokio::test]
             async fn h2_keep_alive_timeout_is_a_timeout() {
                 let server = support::deaf_to_pings().await;
-                let mut send = stack::h2_conn_with_keep_alive(server.addr()).await;
+                let mut send = stack::h2_conn(server.addr(), KeepAlive::Every50ms).await;
                 let err = send
                     .send_request(stack::request(stack::Method::GET, &server.url()))
                     .await
@@ -238,14 +254,17 @@ macro_rules! table_rows {
             }
 
             #[tokio::test]
-            async fn a_response_that_does_not_parse_is_a_protocol_error() {
-                let addr = support::http1_server(Http1Then::Garbage).await;
-                let mut send = stack::h1_conn(addr).await;
-                let url = format!("http://{addr}/");
-                let err = send
-                    .send_request(stack::request(stack::Method::GET, &url))
+            async fn a_relative_uri_is_the_callers_error() {
+                let err = stack::h2_client()
+                    .request(stack::request(stack::Method::GET, "/relative"))
                     .await
                     .unwrap_err();
+                assert_verdict(&err, Cause::User, Never, Pace::Backoff);
+            }
+
+            #[tokio::test]
+            async fn a_response_that_does_not_parse_is_a_protocol_error() {
+                let err = h1_get_error(Http1Then::Garbage).await;
                 assert!(err.is_parse(), "{err:?}");
                 assert_verdict(&err, Cause::Protocol, Never, Pace::Backoff);
             }

@@ -53,5 +53,6 @@ mod view;
 pub use chain::{Chain, MAX_LINKS};
 pub use classifier::Classifier;
 pub use reason::Reason;
+pub use text::text_contains;
 pub use verdict::{Cause, ConnectKind, Initiator, Pace, RetrySafety, Verdict};
 pub use view::{Backend, H2View, HyperView, View};

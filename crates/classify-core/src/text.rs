@@ -12,6 +12,22 @@ use std::fmt::{self, Write};
 /// be long, and the patterns sit near the start of real errors' text.
 const BUDGET: usize = 8 * 1024;
 
+/// Whether `value`'s `Display` text contains any of `patterns`, without
+/// allocating: for backends whose error types say some facts only in their
+/// text (hyper-util's client error names its kind only in `Display`).
+///
+/// At most four patterns, each border-free (no proper prefix of a pattern is
+/// also its suffix: `"(User"` is, `"abab"` is not). Only the first 8 KiB of
+/// text is read.
+///
+/// ```
+/// assert!(classify_core::text_contains(&"client error (UserAbsoluteUriRequired)", &["(User"]));
+/// assert!(!classify_core::text_contains(&"client error (Connect)", &["(User"]));
+/// ```
+pub fn text_contains(value: &dyn fmt::Display, patterns: &[&'static str]) -> bool {
+    contains_any(patterns, |w| write!(w, "{value}"))
+}
+
 /// Whether the text that `write` produces contains any of `patterns`.
 ///
 /// Each pattern must be border-free (no proper prefix is also a suffix), which

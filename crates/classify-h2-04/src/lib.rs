@@ -21,7 +21,7 @@
 
 use std::error::Error;
 
-use classify_core::{view_h2_error, view_hyper_error, Backend, HyperView, View};
+use classify_core::{text_contains, view_h2_error, view_hyper_error, Backend, HyperView, View};
 
 pub use h2;
 pub use hyper;
@@ -42,9 +42,13 @@ impl Backend for Modern {
             return Some(View::H2(view_h2_error!(err)));
         }
         if let Some(err) = link.downcast_ref::<hyper_util::client::legacy::Error>() {
-            // Its other kinds are told by the hyper::Error behind it.
+            // Only `is_connect` is public; the other kinds are named in its
+            // Display ("client error (UserAbsoluteUriRequired)"), and most
+            // come with a hyper::Error behind them that says more.
             let mut view = HyperView::default();
             view.connect = err.is_connect();
+            view.user = text_contains(err, &["(User"]);
+            view.canceled = text_contains(err, &["(Canceled)"]);
             return Some(View::Hyper(view));
         }
         let err = link.downcast_ref::<hyper::Error>()?;

@@ -10,11 +10,13 @@ use bytes::Bytes;
 use hyper_0_14::body::HttpBody;
 
 use hyper_0_14::client::conn::{self, SendRequest};
+use hyper_0_14::client::connect::dns::Name;
 use hyper_0_14::client::HttpConnector;
-pub use hyper_0_14::{Body, Client, Method, Request, Response};
+pub use hyper_0_14::{Body, Client, Error, Method, Request, Response};
+
+use super::KeepAlive;
 
 /// The h2 that hyper 0.14 wraps.
-#[allow(unused_imports)] // used by some test binaries only
 pub use h2_03 as h2;
 use tokio::net::TcpStream;
 
@@ -37,30 +39,31 @@ pub async fn h2_get(url: &str) -> Result<Response<Body>, hyper_0_14::Error> {
     h2_client().request(request(Method::GET, url)).await
 }
 
-/// A single HTTP/2 connection, driven in the background.
-pub async fn h2_conn(addr: SocketAddr) -> SendRequest<Body> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = conn::Builder::new()
-        .http2_only(true)
-        .handshake(tcp)
+/// `GET url` through a client whose name resolution always fails.
+pub async fn get_with_failing_dns(url: &str) -> Error {
+    let resolver = tower::service_fn(|_: Name| async {
+        Err::<std::vec::IntoIter<SocketAddr>, _>(io::Error::other("no such host"))
+    });
+    Client::builder()
+        .build::<_, Body>(HttpConnector::new_with_resolver(resolver))
+        .request(request(Method::GET, url))
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    send
+        .unwrap_err()
 }
 
-/// A single HTTP/2 connection that sends a keep-alive PING every 50 ms and
-/// gives up on the connection when one goes unanswered for 50 ms.
-pub async fn h2_conn_with_keep_alive(addr: SocketAddr) -> SendRequest<Body> {
+/// A single HTTP/2 connection, driven in the background.
+pub async fn h2_conn(addr: SocketAddr, keep_alive: KeepAlive) -> SendRequest<Body> {
+    let mut builder = conn::Builder::new();
+    builder.http2_only(true);
+    if let KeepAlive::Every50ms = keep_alive {
+        let period = Duration::from_millis(50);
+        builder
+            .http2_keep_alive_interval(period)
+            .http2_keep_alive_timeout(period)
+            .http2_keep_alive_while_idle(true);
+    }
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = conn::Builder::new()
-        .http2_only(true)
-        .http2_keep_alive_interval(Duration::from_millis(50))
-        .http2_keep_alive_timeout(Duration::from_millis(50))
-        .http2_keep_alive_while_idle(true)
-        .handshake(tcp)
-        .await
-        .unwrap();
+    let (send, connection) = builder.handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     send
 }

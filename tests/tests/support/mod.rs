@@ -3,7 +3,8 @@
 //! Every error a test classifies comes from a real hyper client (0.14 or 1)
 //! talking over a real socket on 127.0.0.1 to a server below.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
+// Each test binary uses its own part of this module.
+#![allow(dead_code, unused_imports)]
 
 use std::error::Error;
 use std::io;
@@ -169,6 +170,16 @@ pub enum Http1Then {
     Hold,
     /// Answer with a status line that does not parse.
     Garbage,
+}
+
+/// Whether an HTTP/2 client connection checks the peer with PINGs.
+#[derive(Clone, Copy, Debug)]
+pub enum KeepAlive {
+    /// No keep-alive PINGs.
+    Off,
+    /// A PING every 50 ms; the connection fails when one goes unanswered
+    /// for 50 ms.
+    Every50ms,
 }
 
 /// An address on 127.0.0.1 where nothing listens.

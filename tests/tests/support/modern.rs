@@ -10,11 +10,13 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_1::body::Frame;
 use hyper_1::client::conn::{http1, http2};
-pub use hyper_1::{Method, Request};
+pub use hyper_1::{Error, Method, Request};
+
+use super::KeepAlive;
 
 /// The h2 that hyper 1 wraps.
-#[allow(unused_imports)] // used by some test binaries only
 pub use h2_04 as h2;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -46,28 +48,31 @@ pub async fn h2_get(
     h2_client().request(request(Method::GET, url)).await
 }
 
-/// A single HTTP/2 connection, driven in the background.
-pub async fn h2_conn(addr: SocketAddr) -> http2::SendRequest<Body> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+/// `GET url` through a client whose name resolution always fails.
+pub async fn get_with_failing_dns(url: &str) -> hyper_util::client::legacy::Error {
+    let resolver = tower::service_fn(|_: Name| async {
+        Err::<std::vec::IntoIter<SocketAddr>, _>(io::Error::other("no such host"))
+    });
+    Client::builder(TokioExecutor::new())
+        .build::<_, Body>(HttpConnector::new_with_resolver(resolver))
+        .request(request(Method::GET, url))
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    send
+        .unwrap_err()
 }
 
-/// A single HTTP/2 connection that sends a keep-alive PING every 50 ms and
-/// gives up on the connection when one goes unanswered for 50 ms.
-pub async fn h2_conn_with_keep_alive(addr: SocketAddr) -> http2::SendRequest<Body> {
+/// A single HTTP/2 connection, driven in the background.
+pub async fn h2_conn(addr: SocketAddr, keep_alive: KeepAlive) -> http2::SendRequest<Body> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    if let KeepAlive::Every50ms = keep_alive {
+        let period = Duration::from_millis(50);
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(period)
+            .keep_alive_timeout(period)
+            .keep_alive_while_idle(true);
+    }
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_millis(50))
-        .keep_alive_timeout(Duration::from_millis(50))
-        .keep_alive_while_idle(true)
-        .handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (send, connection) = builder.handshake(TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(connection);
     send
 }
