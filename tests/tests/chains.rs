@@ -77,7 +77,7 @@ async fn the_shipped_bug_a_downcast_to_h2_0_4_misses_hyper_0_14s_go_away() {
         "the wrong-version downcast compiles and never matches"
     );
     assert_eq!(err.classify().cause(), GO_AWAY);
-    assert_eq!(err.classify().safety(), RetrySafety::AnyRequest);
+    assert_eq!(err.classify().safety(), RetrySafety::IdempotentOnly);
 }
 
 #[cfg(feature = "legacy")]

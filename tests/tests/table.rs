@@ -30,7 +30,7 @@ macro_rules! table_rows {
             }
 
             #[tokio::test]
-            async fn go_away_from_the_peer_any_reason_is_safe_for_any_request() {
+            async fn go_away_from_the_peer_any_reason_is_safe_for_idempotent_requests() {
                 let cases = [
                     (Wire::NO_ERROR, Reason::NO_ERROR, Pace::Immediate),
                     (
@@ -52,7 +52,7 @@ macro_rules! table_rows {
                         reason,
                         initiator: Initiator::Remote,
                     };
-                    assert_verdict(&err, cause, AnyRequest, pace);
+                    assert_verdict(&err, cause, IdempotentOnly, pace);
                     let verdict = hyper_classify::classify(&err);
                     assert_eq!(
                         verdict.requires_http1(),
@@ -84,7 +84,7 @@ macro_rules! table_rows {
                     reason: Reason::NO_ERROR,
                     initiator: Initiator::Remote,
                 };
-                assert_verdict(&err, cause, AnyRequest, Pace::Immediate);
+                assert_verdict(&err, cause, IdempotentOnly, Pace::Immediate);
             }
 
             #[tokio::test]
@@ -110,10 +110,8 @@ macro_rules! table_rows {
                     matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == go_away,
                     "{verdict}: {err:?}"
                 );
-                assert_eq!(
-                    (verdict.safety(), verdict.pace()),
-                    (AnyRequest, Pace::Immediate)
-                );
+                assert_eq!(verdict.pace(), Pace::Immediate);
+                assert!(verdict.permits_retry(true), "{verdict}");
             }
 
             #[tokio::test]
@@ -169,6 +167,10 @@ macro_rules! table_rows {
             async fn our_own_go_away_for_a_protocol_violation_is_never_retried() {
                 let server = support::data_on_stream_zero().await;
                 let err = stack::h2_get(&server.url()).await.unwrap_err();
+                let h2 = Chain::new(&err)
+                    .find_map(|link| link.downcast_ref::<stack::h2::Error>())
+                    .expect("an h2 error in the chain");
+                assert!(h2.is_go_away() && h2.is_library(), "{h2:?}");
                 assert_verdict(&err, Cause::Protocol, Never, Pace::Backoff);
             }
 

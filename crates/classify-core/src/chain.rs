@@ -79,8 +79,13 @@ fn successor<'e>(link: &'e (dyn Error + 'static)) -> Option<&'e (dyn Error + 'st
 }
 
 /// Whether two links are the same object (a `source()` returning `self`).
+///
+/// The address alone is not enough: a newtype wrapper's `source()` returns
+/// its field at offset 0, at the wrapper's own address. The type (vtable) is
+/// compared too; a vtable that differs for the same type only costs the
+/// walk its early stop, never a link.
 fn same_object(a: &dyn Error, b: &dyn Error) -> bool {
-    std::ptr::addr_eq(a as *const dyn Error, b as *const dyn Error)
+    std::ptr::eq(a as *const dyn Error, b as *const dyn Error)
 }
 
 #[cfg(test)]
@@ -126,11 +131,41 @@ mod tests {
         assert_eq!(Chain::new(&PING).count(), MAX_LINKS);
     }
 
+    /// A newtype whose source is its only field, at its own address.
+    #[derive(Debug)]
+    struct Newtype(io::Error);
+    impl fmt::Display for Newtype {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+    impl Error for Newtype {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_newtype_at_its_fields_address_is_walked_through() {
+        let err = Newtype(io::Error::from(io::ErrorKind::BrokenPipe));
+        let (outer, inner) = (
+            &err as *const Newtype as *const u8,
+            &err.0 as *const io::Error as *const u8,
+        );
+        assert_eq!(outer, inner, "the case this guards against");
+        assert_eq!(Chain::new(&err).count(), 2);
+    }
+
     #[test]
     fn an_io_error_is_followed_into_its_inner_error() {
-        let err = io::Error::new(io::ErrorKind::BrokenPipe, SelfSourced);
+        let inner = Newtype(io::Error::from(io::ErrorKind::NotFound));
+        let err = io::Error::new(io::ErrorKind::BrokenPipe, inner);
         let links: Vec<_> = Chain::new(&err).collect();
-        assert_eq!(links.len(), 2);
-        assert!(links[1].is::<SelfSourced>());
+        assert_eq!(
+            links.len(),
+            3,
+            "io, its inner newtype, the newtype's io error"
+        );
+        assert!(links[1].is::<Newtype>());
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::decide::{decide, Evidence};
-use crate::text::contains_any;
+use crate::text::{contains_any, text_contains};
 use crate::{Backend, Cause, Chain, Verdict, View};
 
 /// Classifies errors with a chosen set of [`Backend`]s.
@@ -78,7 +78,9 @@ impl<'b> Classifier<'b> {
         let mut evidence = Evidence::default();
         let mut chain = Chain::new(err);
         while let Some(link) = chain.next() {
-            match self.view(link) {
+            let view = self.view(link);
+            evidence.client_error |= view.is_some();
+            match view {
                 Some(View::H2(h2)) => {
                     evidence.add_h2(&h2);
                     if let Some(io) = h2.io {
@@ -97,9 +99,11 @@ impl<'b> Classifier<'b> {
             }
         }
         if evidence.hyper.connect {
-            // hyper's connectors only say "dns error" in their text.
-            evidence.dns =
-                Chain::new(err).any(|link| contains_any(&["dns error"], |w| write!(w, "{link}")));
+            // hyper's connectors say these only in their text.
+            for link in Chain::new(err) {
+                evidence.dns |= text_contains(&link, &["dns error"]);
+                evidence.invalid_url |= text_contains(&link, &["invalid URL"]);
+            }
         }
         evidence
     }

@@ -20,6 +20,10 @@ pub(crate) struct Evidence {
     pub(crate) elapsed: bool,
     /// A connector said name resolution failed.
     pub(crate) dns: bool,
+    /// A connector said the URL was unusable.
+    pub(crate) invalid_url: bool,
+    /// A backend recognised a link (a hyper or h2 error).
+    pub(crate) client_error: bool,
 }
 
 impl Evidence {
@@ -37,6 +41,11 @@ impl Evidence {
         if kind != io::ErrorKind::Other {
             self.io = Some(kind);
         }
+    }
+
+    /// Whether a hyper or h2 error was in the chain.
+    fn saw_client_error(&self) -> bool {
+        self.client_error
     }
 
     /// Whether anything at all was recognised.
@@ -57,7 +66,7 @@ pub(crate) fn decide(ev: &Evidence) -> Verdict {
 
     // hyper only hands a request back when it never started writing it, so
     // this outranks whatever connection error is behind it.
-    if ev.hyper.canceled || ev.hyper.closed {
+    if ev.hyper.canceled {
         return Verdict::new(Cause::NotSent, AnyRequest, Pace::Immediate);
     }
     if ev.hyper.user || ev.hyper.body_write_aborted {
@@ -65,6 +74,9 @@ pub(crate) fn decide(ev: &Evidence) -> Verdict {
     }
     if let Some((frame, reason, initiator)) = ev.h2_frame {
         return h2_frame(frame, reason, initiator);
+    }
+    if ev.hyper.connect && ev.invalid_url {
+        return never(Cause::User);
     }
     if ev.hyper.connect {
         let kind = match ev.io.and_then(connect_kind) {
@@ -82,14 +94,19 @@ pub(crate) fn decide(ev: &Evidence) -> Verdict {
         return never(Cause::Protocol);
     }
     match ev.io {
-        Some(kind) if connect_only(kind) => {
+        // Only a bare io error: under hyper or h2 the connection was made,
+        // and a refused or unreachable error is the kernel reporting an
+        // established connection's death, after the request went out.
+        Some(kind) if connect_only(kind) && !ev.saw_client_error() => {
             let kind = connect_kind(kind).unwrap_or(ConnectKind::Other);
             return Verdict::new(Cause::Connect(kind), AnyRequest, Pace::Backoff);
         }
-        Some(kind) if connection_lost(kind) => return lost(),
+        Some(kind) if connection_lost(kind) || connect_only(kind) => return lost(),
         _ => {}
     }
-    if ev.hyper.incomplete_message {
+    // `is_closed` is a channel closed under hyper: the dispatch task before
+    // the request was handed over, or a request body's channel midway.
+    if ev.hyper.incomplete_message || ev.hyper.closed {
         return lost();
     }
     never(Cause::Unrecognized { h2_shaped: false })
@@ -105,16 +122,21 @@ fn h2_frame(frame: H2Frame, reason: Reason, initiator: Initiator) -> Verdict {
         return never(Cause::Protocol);
     }
     match frame {
-        // h2 fails only the streams above the GOAWAY's last_stream_id (and
-        // later requests) with it: the peer never processed them, whatever
-        // the code (RFC 9113 §6.8).
+        // h2 fails the streams above the GOAWAY's last_stream_id with it,
+        // and those were never processed (RFC 9113 §6.8). But hyper (0.14
+        // and 1) also hands a clone of it to a request whose HEADERS it has
+        // just queued, when the connection's second `poll_ready` fails after
+        // `send_request`: that request may well have been processed (a
+        // two-phase graceful GOAWAY with last_stream_id 2^31-1 makes it
+        // likely). The error cannot tell the two apart, so only idempotent
+        // requests are replayed.
         H2Frame::GoAway => {
             let pace = match reason {
                 Reason::NO_ERROR | Reason::HTTP_1_1_REQUIRED => Pace::Immediate,
                 Reason::ENHANCE_YOUR_CALM => Pace::Throttled,
                 _ => Pace::Backoff,
             };
-            Verdict::new(Cause::GoAway { reason, initiator }, AnyRequest, pace)
+            Verdict::new(Cause::GoAway { reason, initiator }, IdempotentOnly, pace)
         }
         H2Frame::Reset => {
             let cause = Cause::StreamReset { reason, initiator };
@@ -189,11 +211,28 @@ mod tests {
     }
 
     #[test]
-    fn every_remote_go_away_is_safe_for_any_request() {
+    fn a_remote_go_away_is_safe_for_idempotent_requests_whatever_the_code() {
         for code in 0..=0xe {
             let v = remote(H2Frame::GoAway, Reason::from(code));
-            assert_eq!(v.safety(), RetrySafety::AnyRequest, "{v}");
+            assert_eq!(v.safety(), RetrySafety::IdempotentOnly, "{v}");
         }
+    }
+
+    #[test]
+    fn refused_or_unreachable_under_hyper_is_a_lost_connection() {
+        let mut bare = Evidence::default();
+        bare.add_io(io::ErrorKind::ConnectionRefused);
+        assert_eq!(decide(&bare).cause(), Cause::Connect(ConnectKind::Refused));
+        let mut under_hyper = bare;
+        under_hyper.client_error = true; // hyper::Error(Io) sets no flag
+        assert_eq!(decide(&under_hyper).cause(), Cause::ConnectionLost);
+    }
+
+    #[test]
+    fn a_closed_channel_may_have_carried_part_of_the_request() {
+        let mut ev = Evidence::default();
+        ev.hyper.closed = true;
+        assert_eq!(decide(&ev).safety(), RetrySafety::IdempotentOnly);
     }
 
     #[test]

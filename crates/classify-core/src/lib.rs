@@ -17,18 +17,19 @@
 //!
 //! | what the chain holds | cause | safety | pace |
 //! |---|---|---|---|
-//! | request handed back unsent (hyper `is_canceled`, `is_closed`) | [`NotSent`](Cause::NotSent) | any request | immediate |
+//! | request handed back unsent (hyper `is_canceled`) | [`NotSent`](Cause::NotSent) | any request | immediate |
 //! | the caller's own error (`is_user`, aborted body) | [`User`](Cause::User) | never | - |
-//! | `GOAWAY` from the peer, any code (stream above `last_stream_id`, or never sent) | [`GoAway`](Cause::GoAway) | any request | `NO_ERROR`, `HTTP_1_1_REQUIRED`: immediate; `ENHANCE_YOUR_CALM`: throttled; others: backoff |
+//! | `GOAWAY` from the peer, any code | [`GoAway`](Cause::GoAway) | idempotent only (hyper can attach it to a request already sent) | `NO_ERROR`, `HTTP_1_1_REQUIRED`: immediate; `ENHANCE_YOUR_CALM`: throttled; others: backoff |
 //! | `RST_STREAM(REFUSED_STREAM)` from the peer | [`StreamReset`](Cause::StreamReset) | any request | immediate |
 //! | `RST_STREAM(ENHANCE_YOUR_CALM)` from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | throttled |
 //! | `RST_STREAM`, any other code, from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | backoff |
 //! | `GOAWAY` or `RST_STREAM` made by our own side or our h2 | [`Protocol`](Cause::Protocol) | never | - |
+//! | connector says the URL is unusable | [`User`](Cause::User) | never | - |
 //! | connect error (refused, reset, DNS, timeout, unreachable, TLS) | [`Connect`](Cause::Connect) | any request | backoff |
 //! | timeout (hyper, h2 keep-alive, io `TimedOut`, tokio `Elapsed`) | [`Timeout`](Cause::Timeout) | idempotent only | backoff |
 //! | other h2 error, or a response that did not parse | [`Protocol`](Cause::Protocol) | never | - |
-//! | io `ConnectionRefused` / unreachable outside a connector | [`Connect`](Cause::Connect) | any request | backoff |
-//! | io error after the request was sent (broken pipe, reset, aborted, EOF), incomplete message | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
+//! | a bare io `ConnectionRefused` / unreachable (no hyper or h2 error) | [`Connect`](Cause::Connect) | any request | backoff |
+//! | io error after the request was sent, incomplete message, closed channel | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
 //! | nothing recognised | [`Unrecognized`](Cause::Unrecognized) | never | - |
 //!
 //! When nothing is recognised but a link prints like an h2 `GOAWAY` or
@@ -39,6 +40,8 @@
 //! # Features
 //!
 //! - `tokio`: recognise `tokio::time::error::Elapsed` as a timeout.
+//! - `retry`: the [`retry`] policy (backoff, budget, startup grace,
+//!   exactly-once safety), which the stack adapters share.
 
 #![deny(missing_docs)]
 
@@ -46,6 +49,8 @@ mod chain;
 mod classifier;
 mod decide;
 mod reason;
+#[cfg(feature = "retry")]
+pub mod retry;
 mod text;
 mod verdict;
 mod view;

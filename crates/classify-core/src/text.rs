@@ -16,28 +16,31 @@ const BUDGET: usize = 8 * 1024;
 /// allocating: for backends whose error types say some facts only in their
 /// text (hyper-util's client error names its kind only in `Display`).
 ///
-/// At most four patterns, each border-free (no proper prefix of a pattern is
-/// also its suffix: `"(User"` is, `"abab"` is not). Only the first 8 KiB of
-/// text is read.
+/// Only the first 8 KiB of text is read. An empty pattern is always found.
 ///
 /// ```
 /// assert!(classify_core::text_contains(&"client error (UserAbsoluteUriRequired)", &["(User"]));
 /// assert!(!classify_core::text_contains(&"client error (Connect)", &["(User"]));
 /// ```
 pub fn text_contains(value: &dyn fmt::Display, patterns: &[&'static str]) -> bool {
-    contains_any(patterns, |w| write!(w, "{value}"))
+    patterns
+        .chunks(MAX_PATTERNS)
+        .any(|chunk| contains_any(chunk, |w| write!(w, "{value}")))
 }
 
-/// Whether the text that `write` produces contains any of `patterns`.
-///
-/// Each pattern must be border-free (no proper prefix is also a suffix), which
-/// lets the matcher restart at the current byte without backtracking.
+/// Whether the text that `write` produces contains any of `patterns` (at
+/// most [`MAX_PATTERNS`]).
 pub(crate) fn contains_any(
     patterns: &[&'static str],
     write: impl FnOnce(&mut dyn Write) -> fmt::Result,
 ) -> bool {
-    debug_assert!(patterns.len() <= MAX_PATTERNS);
-    debug_assert!(patterns.iter().all(|p| is_border_free(p.as_bytes())));
+    assert!(
+        patterns.len() <= MAX_PATTERNS,
+        "at most {MAX_PATTERNS} patterns at once"
+    );
+    if patterns.iter().any(|p| p.is_empty()) {
+        return true;
+    }
     let mut scan = Scan {
         patterns,
         progress: [0; MAX_PATTERNS],
@@ -67,11 +70,7 @@ impl Write for Scan<'_> {
             self.budget -= 1;
             for (pattern, done) in self.patterns.iter().zip(&mut self.progress) {
                 let pattern = pattern.as_bytes();
-                *done = if pattern[*done] == byte {
-                    *done + 1
-                } else {
-                    usize::from(pattern[0] == byte)
-                };
+                *done = advance(pattern, *done, byte);
                 if *done == pattern.len() {
                     self.found = true;
                     return Err(fmt::Error);
@@ -82,8 +81,22 @@ impl Write for Scan<'_> {
     }
 }
 
-fn is_border_free(pattern: &[u8]) -> bool {
-    (1..pattern.len()).all(|len| pattern[..len] != pattern[pattern.len() - len..])
+/// The string-matching automaton's step: having matched `pattern[..done]`,
+/// read `byte`, and return the length of the longest prefix of `pattern`
+/// that ends the text read so far. Patterns are a few dozen bytes, so the
+/// fallback is searched directly instead of precomputed (no allocation).
+fn advance(pattern: &[u8], done: usize, byte: u8) -> usize {
+    if pattern[done] == byte {
+        return done + 1;
+    }
+    // The text ends with pattern[..done] + byte; find the longest prefix
+    // `pattern[..len]` that is a suffix of it.
+    (1..=done)
+        .rev()
+        .find(|&len| {
+            pattern[len - 1] == byte && pattern[..len - 1] == pattern[done + 1 - len..done]
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -121,8 +134,20 @@ mod tests {
     }
 
     #[test]
-    fn border_free_is_checked() {
-        assert!(is_border_free(b"GoAway("));
-        assert!(!is_border_free(b"abab"));
+    fn a_pattern_that_overlaps_itself_is_found() {
+        assert!(found(&["aab"], "aaab"));
+        assert!(found(&["abab"], "ababab"));
+        assert!(found(
+            &["connection error received"],
+            "conneconnection error received"
+        ));
+        assert!(!found(&["aab"], "abab"));
+    }
+
+    #[test]
+    fn empty_and_many_patterns() {
+        assert!(text_contains(&"anything", &[""]));
+        assert!(text_contains(&"five", &["a", "b", "c", "d", "five"]));
+        assert!(!text_contains(&"six", &["a", "b", "c", "d", "five"]));
     }
 }

@@ -67,8 +67,8 @@ impl Verdict {
         }
     }
 
-    /// Whether the peer asked for HTTP/1.1 (`HTTP_1_1_REQUIRED`): a retry
-    /// should go out over HTTP/1.1, not HTTP/2.
+    /// Whether the peer asked for HTTP/1.1 (`HTTP_1_1_REQUIRED`, in a
+    /// `GOAWAY` or an `RST_STREAM`): a retry should go out over HTTP/1.1.
     pub fn requires_http1(&self) -> bool {
         matches!(
             self.cause,
@@ -192,8 +192,10 @@ impl fmt::Display for ConnectKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Cause {
-    /// An HTTP/2 `GOAWAY` the peer sent: the request's stream was above its
-    /// `last_stream_id`, or was never sent.
+    /// An HTTP/2 `GOAWAY` the peer sent. Usually the request's stream was
+    /// above its `last_stream_id` or never sent, but hyper can also attach
+    /// it to a request it had just sent, so only idempotent requests are
+    /// replayed.
     GoAway {
         /// The `GOAWAY` error code.
         reason: Reason,

@@ -110,8 +110,8 @@ pub struct HyperView {
     pub connect: bool,
     /// `is_canceled()`: the request was handed back unsent.
     pub canceled: bool,
-    /// `is_closed()`: the connection's dispatch channel was closed before the
-    /// request was handed to it.
+    /// `is_closed()`: a channel closed (the connection's dispatch channel, or
+    /// a request body's channel midway).
     pub closed: bool,
     /// `is_timeout()`.
     pub timeout: bool,
@@ -172,7 +172,9 @@ macro_rules! view_hyper_error {
     ($err:expr) => {{
         let err = $err;
         let mut view = $crate::HyperView::default();
-        view.canceled = err.is_canceled();
+        // hyper's `upgrade::on` also fails with Canceled ("upgrade expected
+        // but not completed") after a response came back: not unsent.
+        view.canceled = err.is_canceled() && !$crate::text_contains(err, &["upgrade expected"]);
         view.closed = err.is_closed();
         view.timeout = err.is_timeout();
         view.incomplete_message = err.is_incomplete_message();

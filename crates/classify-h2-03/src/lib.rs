@@ -22,6 +22,9 @@ use std::error::Error;
 
 use classify_core::{view_h2_error, view_hyper_error, Backend, View};
 
+#[cfg(feature = "retry")]
+pub mod retry;
+
 pub use h2;
 pub use hyper;
 

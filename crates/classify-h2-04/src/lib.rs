@@ -23,6 +23,9 @@ use std::error::Error;
 
 use classify_core::{text_contains, view_h2_error, view_hyper_error, Backend, HyperView, View};
 
+#[cfg(feature = "retry")]
+pub mod retry;
+
 pub use h2;
 pub use hyper;
 pub use hyper_util;

@@ -14,6 +14,7 @@
 //! | `modern` (default) | hyper 1, hyper-util, h2 0.4 | `classify-h2-04` |
 //! | `legacy` | hyper 0.14, h2 0.3 | `classify-h2-03` |
 //! | `tokio` | `tokio::time::error::Elapsed` is a timeout | - |
+//! | `retry` | the [`retry`] policy and its tower adapters | - |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
 //! build: a classifier that cannot see GOAWAY must not build silently.
@@ -79,6 +80,9 @@ pub use classify_h2_03 as legacy;
 /// The hyper 1 / h2 0.4 backend and the versions it reads.
 #[cfg(feature = "modern")]
 pub use classify_h2_04 as modern;
+
+#[cfg(feature = "retry")]
+pub mod retry;
 
 /// Every backend this build's features enable.
 pub const BACKENDS: &[&dyn Backend] = &[

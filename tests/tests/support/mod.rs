@@ -15,8 +15,13 @@ use hyper_classify::{Cause, Pace, RetrySafety, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub mod ledger;
 pub mod legacy;
+#[cfg(feature = "legacy")]
+pub mod legacy_retry;
 pub mod modern;
+#[cfg(feature = "modern")]
+pub mod modern_retry;
 
 /// Asserts the verdict on `err`, showing the chain when it is not the one
 /// expected. `pace` is only checked when a retry is allowed at all.

@@ -1,0 +1,187 @@
+//! tower adapters: a retrying `Service` and `Layer`, and a tower 0.5 retry
+//! `Policy`.
+//!
+//! `Service` and `Layer` come from tower-service and tower-layer 0.3, which
+//! tower 0.4 and 0.5 share, so [`Retry`] wraps a hyper 0.14 `Client` and a
+//! hyper-util `Client` alike. All that differs between the stacks is how a
+//! request is copied for a retry: the [`Replay`] each backend crate provides.
+
+use std::error::Error;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::ServiceExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Decision, RequestFacts, RetryError, RetryPolicy, RetryState};
+
+/// How to read and copy one kind of request: implemented by each backend for
+/// its `http::Request<B>`.
+pub trait Replay<Req>: Clone {
+    /// The facts retries are decided on (method, `Idempotency-Key`, the
+    /// [`Idempotent`](super::Idempotent) marker, whether the body replays).
+    fn facts(&self, req: &Req) -> RequestFacts;
+
+    /// A copy of `req` to send again, or `None` if its body cannot be
+    /// replayed.
+    fn try_replay(&self, req: &Req) -> Option<Req>;
+}
+
+/// A `Layer` that retries requests with a [`RetryPolicy`]; its errors are
+/// [`RetryError`]s, which say why the last error was not retried.
+#[derive(Clone, Debug)]
+pub struct RetryLayer<R> {
+    policy: RetryPolicy,
+    replay: R,
+}
+
+impl<R> RetryLayer<R> {
+    /// Retries with `policy`, copying requests with `replay`.
+    pub fn new(policy: RetryPolicy, replay: R) -> Self {
+        RetryLayer { policy, replay }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RetryLayer<R> {
+    type Service = Retry<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry {
+            inner,
+            policy: self.policy.clone(),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+/// A `Service` that retries requests with a [`RetryPolicy`]. Made by
+/// [`RetryLayer`].
+#[derive(Clone, Debug)]
+pub struct Retry<S, R> {
+    inner: S,
+    policy: RetryPolicy,
+    replay: R,
+}
+
+impl<S, R> Retry<S, R> {
+    /// The policy, for its [`stats`](RetryPolicy::stats).
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+}
+
+impl<S, R, Req> Service<Req> for Retry<S, R>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: Error + Send + Sync + 'static,
+    R: Replay<Req> + Send + Sync + 'static,
+    Req: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = RetryError<S::Error>;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Every attempt waits for its own clone of the inner service.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let facts = self.replay.facts(&req);
+        let template = self.replay.try_replay(&req);
+        let (policy, replay, inner) =
+            (self.policy.clone(), self.replay.clone(), self.inner.clone());
+        let mut first = Some(req);
+        Box::pin(async move {
+            policy
+                .run(facts, move || {
+                    let req = first
+                        .take()
+                        .or_else(|| template.as_ref().and_then(|t| replay.try_replay(t)))
+                        .expect("the policy retries only requests whose body replays");
+                    inner.clone().oneshot(req)
+                })
+                .await
+        })
+    }
+}
+
+/// A tower 0.5 retry `Policy` (for `tower::retry::Retry`) that decides with
+/// a [`RetryPolicy`].
+///
+/// tower's `Retry` hands the last error back unchanged, so unlike
+/// [`RetryLayer`] this cannot mark why it stopped: read the policy's
+/// [`stats`](RetryPolicy::stats) or its `tracing` events. It starts a
+/// request's clock at its first failure, and never sees a request whose body
+/// cannot be copied (tower does not retry those).
+#[derive(Clone, Debug)]
+pub struct ClassifyPolicy<R> {
+    policy: RetryPolicy,
+    replay: R,
+    state: Option<RetryState>,
+}
+
+impl<R> ClassifyPolicy<R> {
+    /// Decides with `policy`, copying requests with `replay`.
+    pub fn new(policy: RetryPolicy, replay: R) -> Self {
+        ClassifyPolicy {
+            policy,
+            replay,
+            state: None,
+        }
+    }
+
+    /// The policy, for its [`stats`](RetryPolicy::stats).
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// A copy of `req` for a retry. tower calls this once per request before
+    /// its first attempt (counted then, for the budget) and once per retry.
+    pub fn copy_request<Req>(&self, req: &Req) -> Option<Req>
+    where
+        R: Replay<Req>,
+    {
+        if self.state.is_none() {
+            self.policy.record_request();
+        }
+        self.replay.try_replay(req)
+    }
+
+    /// How long to wait before retrying `req` after `err`, or `None` to stop.
+    pub fn retry_after<Req>(&mut self, req: &Req, err: &(dyn Error + 'static)) -> Option<Duration>
+    where
+        R: Replay<Req>,
+    {
+        let (policy, replay) = (&self.policy, &self.replay);
+        let state = self
+            .state
+            .get_or_insert_with(|| policy.start(replay.facts(req)));
+        match policy.on_error(state, err) {
+            Decision::Retry { delay, .. } => Some(delay),
+            Decision::Stop { .. } => None,
+        }
+    }
+}
+
+impl<R, Req, Res, E> tower::retry::Policy<Req, Res, E> for ClassifyPolicy<R>
+where
+    R: Replay<Req>,
+    E: Error + 'static,
+{
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        let err = result.as_ref().err()?;
+        self.retry_after(req, err).map(tokio::time::sleep)
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        self.copy_request(req)
+    }
+}

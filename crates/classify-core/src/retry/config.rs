@@ -1,0 +1,179 @@
+//! Retry settings and their defaults.
+
+use std::time::Duration;
+
+use super::InvalidConfig;
+
+/// How a [`RetryPolicy`](super::RetryPolicy) retries.
+///
+/// The defaults:
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_attempts`](RetryConfig::max_attempts) | 3, the first one included |
+/// | [`backoff`](RetryConfig::backoff) | 50 ms base, doubling, full jitter |
+/// | [`throttled_backoff`](RetryConfig::throttled_backoff) | 1 s base, doubling, at least half of it |
+/// | [`max_backoff`](RetryConfig::max_backoff) | 20 s |
+/// | [`deadline`](RetryConfig::deadline) | none |
+/// | [`startup_grace`](RetryConfig::startup_grace) | 5 s |
+/// | [`budget`](RetryConfig::budget) | 20% of requests, plus 10 retries a second, over 10 s |
+///
+/// ```
+/// use classify_core::retry::{RetryBudget, RetryConfig};
+/// use std::time::Duration;
+///
+/// let config = RetryConfig::default()
+///     .max_attempts(4)
+///     .deadline(Duration::from_secs(30))
+///     .startup_grace(Duration::from_secs(10))
+///     .budget(Some(RetryBudget::new(Duration::from_secs(10), 5, 0.1)));
+/// assert_eq!(config.max_attempts_value(), 4);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RetryConfig {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) throttled_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) startup_grace: Duration,
+    pub(crate) budget: Option<RetryBudget>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            backoff: Duration::from_millis(50),
+            throttled_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(20),
+            deadline: None,
+            startup_grace: Duration::from_secs(5),
+            budget: Some(RetryBudget::default()),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// How many attempts a request gets, the first one included. Immediate
+    /// retries of unprocessed requests and startup-grace retries do not
+    /// count. Must be at least 1.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The base of the exponential backoff for transient errors: the n-th
+    /// backoff waits a random time up to `base * 2^(n-1)` ("full jitter").
+    pub fn backoff(mut self, base: Duration) -> Self {
+        self.backoff = base;
+        self
+    }
+
+    /// The base of the backoff after the peer said it is overloaded
+    /// ([`Pace::Throttled`](crate::Pace::Throttled)). Such a wait is at least
+    /// half of `base * 2^(n-1)`: a peer that asked us to calm down must not
+    /// see a retry a millisecond later.
+    pub fn throttled_backoff(mut self, base: Duration) -> Self {
+        self.throttled_backoff = base;
+        self
+    }
+
+    /// The longest single wait.
+    pub fn max_backoff(mut self, cap: Duration) -> Self {
+        self.max_backoff = cap;
+        self
+    }
+
+    /// How long a request may take in all, its retries and waits included.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// For how long after a request's first attempt connect errors are
+    /// retried with backoff whatever [`max_attempts`](Self::max_attempts)
+    /// says. Zero turns the grace off.
+    ///
+    /// An application that starts before its sidecar proxy gets "connection
+    /// refused" until the proxy listens, often for a second or two. Three
+    /// attempts with sub-second backoff give up long before that; a grace of
+    /// a few seconds rides it out. Connect errors mean the request reached
+    /// nobody, so these retries are safe for any request and are not taken
+    /// from the budget.
+    pub fn startup_grace(mut self, grace: Duration) -> Self {
+        self.startup_grace = grace;
+        self
+    }
+
+    /// The retry budget shared by every clone of the policy, or `None` for
+    /// no budget.
+    pub fn budget(mut self, budget: Option<RetryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The configured [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts_value(&self) -> u32 {
+        self.max_attempts
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), InvalidConfig> {
+        if self.max_attempts == 0 {
+            return Err(InvalidConfig("max_attempts must be at least 1"));
+        }
+        if let Some(budget) = &self.budget {
+            budget.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A cap on retries as a share of requests (the Finagle and Envoy kind),
+/// shared by every clone of a policy.
+///
+/// Each request deposits into the budget and each retry withdraws from it;
+/// deposits count for `ttl`. On top of `percent` of the requests, `min_per_sec`
+/// retries a second are always allowed, so a client that sends few requests
+/// can still retry. It is tower's `TpsBudget`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudget {
+    pub(crate) ttl: Duration,
+    pub(crate) min_per_sec: u32,
+    pub(crate) percent: f32,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget::new(Duration::from_secs(10), 10, 0.2)
+    }
+}
+
+impl RetryBudget {
+    /// A budget of `percent` (0.2 is 20%) of the requests of the last `ttl`
+    /// (1 to 60 s), plus `min_per_sec` retries a second.
+    pub fn new(ttl: Duration, min_per_sec: u32, percent: f32) -> Self {
+        RetryBudget {
+            ttl,
+            min_per_sec,
+            percent,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
+            return Err(InvalidConfig(
+                "the budget's ttl must be between 1 and 60 seconds",
+            ));
+        }
+        if !(0.0..=1000.0).contains(&self.percent) {
+            return Err(InvalidConfig(
+                "the budget's percent must be between 0 and 1000",
+            ));
+        }
+        if self.min_per_sec >= i32::MAX as u32 {
+            return Err(InvalidConfig("the budget's min_per_sec is too large"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! The retry policy, written once for every stack.
+//!
+//! A [`Verdict`](crate::Verdict) says whether a retry is safe; a
+//! [`RetryPolicy`] acts on it:
+//!
+//! - **exactly-once safety**: a request the server may have processed is
+//!   replayed only if it is idempotent (by method, by an `Idempotency-Key`
+//!   header, or on the caller's word); one it never processed
+//!   (`REFUSED_STREAM`, handed back unsent, a failed connect) may be replayed
+//!   whatever its method; a body that cannot be replayed is never retried, and the
+//!   error says so;
+//! - **one free immediate retry** on a [`Pace::Immediate`](crate::Pace)
+//!   verdict (a draining GOAWAY, `REFUSED_STREAM`, handed back unsent),
+//!   outside the attempt count and the budget, as gRPC's transparent retry;
+//! - **exponential backoff with full jitter**, a longer one when the peer
+//!   says it is overloaded (`ENHANCE_YOUR_CALM`), a cap, and an overall
+//!   deadline;
+//! - **startup grace**: connect errors are retried through a window measured
+//!   from the first attempt, whatever the attempt count, so an application
+//!   that starts before its sidecar proxy survives (see
+//!   [`RetryConfig::startup_grace`]);
+//! - **a retry budget** shared by every clone of the policy (tower's
+//!   `TpsBudget`), whose exhaustion is marked on the error
+//!   ([`RetryError::is_budget_exhausted`]);
+//! - a `tracing` event per decision, and [`RetryStats`] counters.
+//!
+//! The tower adapters are here too, written once: [`RetryLayer`] (errors that
+//! say why they were not retried) and [`ClassifyPolicy`] (a tower 0.5 retry
+//! `Policy`). The backend crates add only how their `http::Request` is
+//! copied (a [`Replay`]) and, for hyper 0.14, a tower 0.4 `Policy`.
+
+mod adapters;
+mod config;
+mod error;
+mod policy;
+mod stats;
+
+pub use adapters::{ClassifyPolicy, Replay, Retry, RetryLayer};
+pub use config::{RetryBudget, RetryConfig};
+pub use error::{InvalidConfig, RetryError, StopReason};
+pub use policy::{is_idempotent_method, Decision, RequestFacts, RetryPolicy, RetryState};
+pub use stats::RetryStats;
+
+/// A request extension that marks a request idempotent on the caller's word,
+/// so it may be replayed after an error that leaves its processing in doubt.
+///
+/// Insert it into a request's extensions (`req.extensions_mut().insert(Idempotent)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Idempotent;

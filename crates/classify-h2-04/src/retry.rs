@@ -1,0 +1,100 @@
+//! Retrying hyper 1 requests: how an `http::Request` (http 1) is copied.
+//!
+//! ```
+//! use classify_core::retry::{RetryConfig, RetryLayer, RetryPolicy};
+//! use classify_core::Classifier;
+//! use classify_h2_04::retry::HttpReplay;
+//! use classify_h2_04::Modern;
+//!
+//! let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[&Modern])).unwrap();
+//! let layer = RetryLayer::new(policy, HttpReplay);
+//! # let _ = layer;
+//! ```
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use classify_core::retry::{Idempotent, Replay, RequestFacts};
+use http::Request;
+use http_body_util::{Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
+
+/// A request body that can be sent again.
+pub trait ReplayBody: Sized {
+    /// A fresh copy of the body, or `None` if it cannot be replayed.
+    fn try_replay(&self) -> Option<Self>;
+}
+
+impl<D: Clone> ReplayBody for Full<D> {
+    fn try_replay(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+impl<D> ReplayBody for Empty<D> {
+    fn try_replay(&self) -> Option<Self> {
+        Some(Empty::new())
+    }
+}
+
+impl ReplayBody for String {
+    fn try_replay(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+/// A body that is never replayed (a stream, say): requests with it are sent
+/// once, and a retryable error says the body was why it was not retried.
+#[derive(Debug)]
+pub struct NotReplayable<B>(pub B);
+
+impl<B> ReplayBody for NotReplayable<B> {
+    fn try_replay(&self) -> Option<Self> {
+        None
+    }
+}
+
+impl<B: Body + Unpin> Body for NotReplayable<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// Copies `http::Request<B>` (http 1) for a retry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpReplay;
+
+impl<B: ReplayBody> Replay<Request<B>> for HttpReplay {
+    fn facts(&self, req: &Request<B>) -> RequestFacts {
+        RequestFacts::new(
+            req.method().as_str(),
+            req.headers().contains_key("idempotency-key"),
+        )
+        .idempotent(req.extensions().get::<Idempotent>().is_some())
+        .replayable(req.body().try_replay().is_some())
+    }
+
+    fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {
+        let mut copy = Request::new(req.body().try_replay()?);
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        *copy.headers_mut() = req.headers().clone();
+        *copy.extensions_mut() = req.extensions().clone();
+        Some(copy)
+    }
+}

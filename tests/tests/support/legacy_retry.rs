@@ -1,0 +1,70 @@
+//! hyper 0.14 clients behind hyper-classify's retry layer.
+
+use bytes::Bytes;
+use hyper_0_14::client::HttpConnector;
+use hyper_0_14::{Client, Error, Method, Request};
+use hyper_classify::legacy::retry::{HttpReplay, LegacyPolicy, NotReplayable};
+use hyper_classify::retry::{self, Retry, RetryError, RetryPolicy, StopReason};
+use tower::{Layer, ServiceExt};
+
+/// The body retried requests carry.
+pub type ReplayableBody = http_body_04::Full<Bytes>;
+
+/// A hyper 0.14 HTTP/2 client behind hyper-classify's retry layer.
+pub type RetryClient = Retry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
+
+/// The final error of a retried request.
+pub type RetryFailure = RetryError<Error>;
+
+/// Wraps a fresh HTTP/2 client in the retry layer.
+pub fn retry_client(policy: RetryPolicy) -> RetryClient {
+    retry::legacy_layer(policy).layer(Client::builder().http2_only(true).build_http())
+}
+
+/// A request carrying `x-request-id: id` and a small body.
+pub fn request_with_id(method: Method, url: &str, id: u64) -> Request<ReplayableBody> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .header("x-request-id", id)
+        .body(http_body_04::Full::new(Bytes::from_static(b"order")))
+        .unwrap()
+}
+
+/// Sends `req` and reads the whole response; returns its status.
+pub async fn send(client: &RetryClient, req: Request<ReplayableBody>) -> Result<u16, RetryFailure> {
+    let response = client.clone().oneshot(req).await?;
+    let status = response.status().as_u16();
+    hyper_0_14::body::to_bytes(response.into_body())
+        .await
+        .map_err(|e| RetryError::new(StopReason::NotRetryable, None, 1, Some(e)))?;
+    Ok(status)
+}
+
+/// `POST`s a body that cannot be replayed through the retry layer.
+pub async fn post_not_replayable(policy: RetryPolicy, url: &str) -> Result<u16, RetryFailure> {
+    let client = Client::builder()
+        .http2_only(true)
+        .build_http::<NotReplayable<ReplayableBody>>();
+    let body = NotReplayable(http_body_04::Full::new(Bytes::from_static(b"stream")));
+    let req = Request::post(url)
+        .header("x-request-id", 7)
+        .body(body)
+        .unwrap();
+    let response = retry::legacy_layer(policy)
+        .layer(client)
+        .oneshot(req)
+        .await?;
+    Ok(response.status().as_u16())
+}
+
+/// `GET url` through tower 0.4's own `Retry` with the legacy `Policy`.
+pub async fn get_with_tower_policy(policy: RetryPolicy, url: &str) -> Result<u16, Error> {
+    let client = Client::builder()
+        .http2_only(true)
+        .build_http::<ReplayableBody>();
+    let retrying = tower_04::retry::Retry::new(LegacyPolicy::new(policy), client);
+    let request = request_with_id(Method::GET, url, 1);
+    let response = tower_04::ServiceExt::oneshot(retrying, request).await?;
+    Ok(response.status().as_u16())
+}
