@@ -34,8 +34,8 @@ counters! {
     attempts,
     /// Retries of every kind.
     retries,
-    /// Immediate retries of requests the server never processed; they do not
-    /// count against `max_attempts`.
+    /// Free immediate retries (`Pace::Immediate` verdicts); they do not
+    /// count against `max_attempts` or the budget.
     transparent_retries,
     /// Connect-error retries within the startup grace.
     grace_retries,
