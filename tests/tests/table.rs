@@ -198,6 +198,13 @@ macro_rules! table_rows {
             }
 
             #[tokio::test]
+            async fn a_url_the_connector_refuses_is_the_callers_error() {
+                // hyper's HttpConnector takes only http:// URLs.
+                let err = stack::h2_get("https://127.0.0.1:1/").await.unwrap_err();
+                assert_verdict(&err, Cause::User, Never, Pace::Backoff);
+            }
+
+            #[tokio::test]
             async fn a_request_handed_back_unsent_is_safe_for_any_request() {
                 let addr = support::http1_server(Http1Then::Hold).await;
                 let mut send = stack::h1_conn(addr).await;

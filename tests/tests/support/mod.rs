@@ -59,12 +59,17 @@ where
     .expect("bind a frame server")
 }
 
-/// `GOAWAY(last_stream_id, reason)` when the first request arrives.
+/// `GOAWAY(last_stream_id, reason)` when the first request arrives. After
+/// an error code the connection is closed, as RFC 9113 §5.4.1 requires;
+/// after `NO_ERROR` it stays open until the client leaves.
 pub async fn go_away_on_first_request(last_stream_id: u32, reason: Reason) -> FrameServer {
     FrameServer::start(move |mut conn| async move {
         conn.handshake().await?;
         if conn.next_request().await?.is_some() {
             conn.go_away(last_stream_id, reason).await?;
+            if reason != Reason::NO_ERROR {
+                return conn.close().await;
+            }
         }
         conn.drain().await
     })
