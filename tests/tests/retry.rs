@@ -16,7 +16,6 @@ macro_rules! retry_tests {
             use h2_frame_server::{FrameServer, Reason as Wire};
             use hyper_classify::retry::{self, RetryBudget, RetryConfig, StopReason};
             use hyper_classify::{Cause, ConnectKind};
-            use tokio::net::TcpListener;
             use tokio::sync::Semaphore;
             use tokio::task::JoinSet;
             use tokio::time::Instant;
@@ -90,11 +89,7 @@ macro_rules! retry_tests {
 
             /// Binds `addr` after 1.5 s, as a sidecar proxy that starts late.
             fn listen_late(addr: std::net::SocketAddr) {
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
-                    let listener = TcpListener::bind(addr).await.unwrap();
-                    ledger::serve_on(listener, Chaos::default());
-                });
+                ledger::serve_late(addr, Duration::from_millis(1500), Chaos::default());
             }
 
             #[tokio::test(start_paused = true)]

@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ledger;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

@@ -15,7 +15,7 @@ use hyper_classify::{Cause, Pace, RetrySafety, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-pub mod ledger;
+pub use h2_frame_server::ledger;
 pub mod legacy;
 #[cfg(feature = "legacy")]
 pub mod legacy_retry;

@@ -91,8 +91,9 @@ impl RetryConfig {
         self
     }
 
-    /// For how long after a request's first attempt connect errors are
-    /// retried with backoff whatever [`max_attempts`](Self::max_attempts)
+    /// For how long after a request's first attempt connect errors (and
+    /// requests hyper hands back unsent while a connection is being made)
+    /// are retried with backoff whatever [`max_attempts`](Self::max_attempts)
     /// says. Zero turns the grace off.
     ///
     /// An application that starts before its sidecar proxy gets "connection

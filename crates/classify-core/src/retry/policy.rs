@@ -233,8 +233,11 @@ impl RetryPolicy {
         // Once per request, like gRPC's transparent retry: the server never
         // saw it, so it costs neither an attempt nor budget.
         let transparent = verdict.pace() == Pace::Immediate && !state.transparent_used;
-        let grace = matches!(verdict.cause(), Cause::Connect(_))
-            && now.saturating_duration_since(state.started) < config.startup_grace;
+        // A request that reached nobody: a failed connect, or one hyper
+        // handed back while its connection was still being made.
+        let reached_nobody = matches!(verdict.cause(), Cause::Connect(_) | Cause::NotSent);
+        let grace =
+            reached_nobody && now.saturating_duration_since(state.started) < config.startup_grace;
         let delay = if transparent {
             state.transparent_used = true;
             Duration::ZERO

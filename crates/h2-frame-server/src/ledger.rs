@@ -1,14 +1,19 @@
 //! A real h2 server that counts what it processes, and misbehaves on
-//! schedule: the server side of the exactly-once tests.
+//! schedule: drains with GOAWAY, refuses streams, closes TCP connections.
+//!
+//! Requests carry an `x-request-id` header; the [`Ledger`] counts how many
+//! times each id was processed, so a duplicate is visible.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use h2_04::server;
-use h2_04::Reason;
+use h2::server;
+pub use h2::Reason as H2Reason;
+use h2::Reason;
 use tokio::net::TcpListener;
 
 /// When the server misbehaves.
@@ -26,6 +31,10 @@ pub struct Chaos {
     pub close_at_streams: &'static [usize],
     /// Answer every stream with `RST_STREAM(reason)` instead.
     pub reset_everything: Option<Reason>,
+    /// After this many streams on a connection, send `GOAWAY(last processed
+    /// stream, reason)` and close the connection once it is flushed (h2's
+    /// abrupt shutdown): a single-phase GOAWAY mid-flight.
+    pub shut_down_every: Option<(usize, Reason)>,
 }
 
 impl Default for Chaos {
@@ -35,6 +44,7 @@ impl Default for Chaos {
             refuse_ids_divisible_by: 0,
             close_at_streams: &[],
             reset_everything: None,
+            shut_down_every: None,
         }
     }
 }
@@ -87,9 +97,28 @@ pub async fn serve(chaos: Chaos) -> (SocketAddr, Arc<Ledger>) {
 /// Runs the server on `listener`.
 pub fn serve_on(listener: TcpListener, chaos: Chaos) -> Arc<Ledger> {
     let ledger = Arc::new(Ledger::default());
-    let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    tokio::spawn(run(listener, chaos, ledger.clone()));
+    ledger
+}
+
+/// Binds `addr` only after `delay`, then serves: a sidecar proxy that
+/// starts late. Connects before then are refused.
+pub fn serve_late(addr: SocketAddr, delay: Duration, chaos: Chaos) -> Arc<Ledger> {
+    let ledger = Arc::new(Ledger::default());
     let shared = ledger.clone();
     tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("bind the late listener");
+        run(listener, chaos, shared).await;
+    });
+    ledger
+}
+
+async fn run(listener: TcpListener, chaos: Chaos, shared: Arc<Ledger>) {
+    let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    {
         while let Ok((tcp, _)) = listener.accept().await {
             shared.connections.fetch_add(1, Ordering::SeqCst);
             let (ledger, seen) = (shared.clone(), seen.clone());
@@ -122,11 +151,17 @@ pub fn serve_on(listener: TcpListener, chaos: Chaos) -> Arc<Ledger> {
                                 let _ = body.flow_control().release_capacity(chunk.len());
                             }
                             *processed.processed.lock().unwrap().entry(id).or_default() += 1;
-                            let response = hyper_1::Response::new(());
+                            let response = http::Response::new(());
                             if let Ok(mut stream) = respond.send_response(response, false) {
                                 let _ = stream.send_data(Bytes::from_static(b"done"), true);
                             }
                         });
+                    }
+                    if let Some((every, reason)) = chaos.shut_down_every {
+                        if accepted == every {
+                            ledger.go_aways.fetch_add(1, Ordering::SeqCst);
+                            conn.abrupt_shutdown(reason);
+                        }
                     }
                     if accepted == chaos.go_away_every {
                         ledger.go_aways.fetch_add(1, Ordering::SeqCst);
@@ -139,6 +174,5 @@ pub fn serve_on(listener: TcpListener, chaos: Chaos) -> Arc<Ledger> {
                 }
             });
         }
-    });
-    ledger
+    }
 }

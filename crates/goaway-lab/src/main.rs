@@ -1,0 +1,178 @@
+//! goaway-lab: real hyper 0.14 and hyper 1 clients against HTTP/2 servers
+//! that drain, refuse, throttle and close, each driven three ways (bare, with
+//! the single-version classifier that shipped the bug, with hyper-classify),
+//! side by side.
+//!
+//! ```text
+//! cargo run --release -p goaway-lab                      # every scenario, both stacks
+//! cargo run --release -p goaway-lab -- --json            # the same, as JSON
+//! cargo run --release -p goaway-lab -- --target http://127.0.0.1:8080/
+//! cargo run --release -p goaway-lab -- storm             # the GOAWAY storm benchmark
+//! ```
+
+mod drive;
+mod report;
+mod scenario;
+mod storm;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::drive::{Mode, Stack};
+use crate::report::Row;
+use crate::scenario::Scenario;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Real hyper 0.14 and hyper 1 clients against misbehaving HTTP/2 servers, with and without hyper-classify"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Requests per stack, scenario and mode.
+    #[arg(long, default_value_t = 400)]
+    requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Probe a real h2c (HTTP/2 prior knowledge) server instead, with GETs.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// Run only these scenarios (repeatable).
+    #[arg(long, value_enum)]
+    scenario: Vec<Scenario>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The GOAWAY storm: throughput, latency and errors with a server that
+    /// drains every 100 requests, against the same server without a limit.
+    Storm(storm::StormArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Storm(ref args)) => storm::run(args).await,
+        None => lab(&cli).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn lab(cli: &Cli) -> Result<(), String> {
+    if cli.requests == 0 || cli.concurrency == 0 {
+        return Err("--requests and --concurrency must be at least 1".into());
+    }
+    let target = cli.target.as_deref().map(check_target).transpose()?;
+    let scenarios: Vec<Scenario> = match (&target, cli.scenario.is_empty()) {
+        (Some(_), _) => Vec::new(),
+        (None, true) => Scenario::ALL.to_vec(),
+        (None, false) => cli.scenario.clone(),
+    };
+    let runs = scenarios.len().max(1) * Stack::ALL.len() * Mode::ALL.len();
+    let progress = if cli.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(runs as u64 * cli.requests)
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} requests {msg}")
+            .expect("a valid template"),
+    );
+
+    let mut rows = Vec::new();
+    for stack in Stack::ALL {
+        if let Some(url) = &target {
+            for mode in Mode::ALL {
+                progress.set_message(format!("{} · {}", stack.name(), mode.name()));
+                let bar = progress.clone();
+                let tally = drive::run(
+                    stack,
+                    mode,
+                    url,
+                    cli.requests,
+                    cli.concurrency,
+                    true,
+                    move || bar.inc(1),
+                )
+                .await;
+                rows.push(Row::new(stack, url.clone(), mode, &tally));
+            }
+            continue;
+        }
+        for &scenario in &scenarios {
+            for mode in Mode::ALL {
+                progress.set_message(format!(
+                    "{} · {} · {}",
+                    stack.name(),
+                    scenario.name(),
+                    mode.name()
+                ));
+                let (addr, ledger) = scenario.start().await.map_err(|e| e.to_string())?;
+                let url = format!("http://{addr}/");
+                let bar = progress.clone();
+                let tally = drive::run(
+                    stack,
+                    mode,
+                    &url,
+                    cli.requests,
+                    cli.concurrency,
+                    false,
+                    move || bar.inc(1),
+                )
+                .await;
+                let mut row = Row::new(stack, scenario.name().to_string(), mode, &tally);
+                row.go_aways = Some(ledger.go_aways.load(Ordering::SeqCst) as u64);
+                row.resets = Some(ledger.refused.load(Ordering::SeqCst) as u64);
+                let posts_twice = ledger
+                    .duplicates()
+                    .into_iter()
+                    .filter(|id| id % 2 == 0)
+                    .count();
+                row.duplicates = Some(posts_twice as u64);
+                rows.push(row);
+            }
+        }
+    }
+    progress.finish_and_clear();
+
+    if cli.json {
+        let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        report::print_tables(&rows);
+        println!(
+            "\nerrors: requests whose error reached the caller. duplicates: POSTs the server \
+             processed twice (must be 0).\nEven request ids are POSTs, odd ids GETs."
+        );
+    }
+    Ok(())
+}
+
+/// Only h2c (prior knowledge) targets: `http://HOST:PORT/PATH`.
+fn check_target(target: &str) -> Result<String, String> {
+    let uri: hyper_1::Uri = target
+        .parse()
+        .map_err(|e| format!("--target {target:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") if uri.host().is_some() => Ok(target.to_string()),
+        Some("https") => Err(format!(
+            "--target {target:?}: https is not supported yet; give an h2c (HTTP/2 prior knowledge) http:// URL"
+        )),
+        _ => Err(format!("--target {target:?} must look like http://HOST:PORT/PATH")),
+    }
+}
