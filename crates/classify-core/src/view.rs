@@ -175,10 +175,14 @@ macro_rules! view_hyper_error {
         // hyper's `upgrade::on` also fails with Canceled ("upgrade expected
         // but not completed") after a response came back: not unsent.
         view.canceled = err.is_canceled() && !$crate::text_contains(err, &["upgrade expected"]);
-        view.closed = err.is_closed();
         view.timeout = err.is_timeout();
         view.incomplete_message = err.is_incomplete_message();
-        view.user = err.is_user();
+        // "dispatch task is gone": the connection task was dropped with the
+        // request in it. hyper files that under `User`, but the caller did
+        // nothing wrong and the request may have been sent: a lost channel.
+        let dispatch_gone = err.is_user() && $crate::text_contains(err, &["dispatch task is gone"]);
+        view.user = err.is_user() && !dispatch_gone;
+        view.closed = err.is_closed() || dispatch_gone;
         view.body_write_aborted = err.is_body_write_aborted();
         view.parse = err.is_parse();
         view

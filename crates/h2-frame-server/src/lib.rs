@@ -24,6 +24,7 @@
 //! ```
 
 pub mod ledger;
+pub mod peers;
 
 use std::future::Future;
 use std::io;

@@ -1,0 +1,189 @@
+//! Real HTTP/2 peers nobody here wrote: nginx and haproxy, started as plain
+//! processes on 127.0.0.1 with their configuration, pid and logs in a
+//! temporary directory, and stopped by PID.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// nginx, `listen 127.0.0.1:PORT http2;` (h2c).
+    Nginx,
+    /// haproxy, `bind 127.0.0.1:PORT proto h2`.
+    Haproxy,
+}
+
+impl Kind {
+    fn binary(self) -> &'static str {
+        match self {
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// A running nginx or haproxy. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+/// Finds the server's binary, or says why not. Under `CI=true` a missing
+/// server is an error (CI installs them); elsewhere the caller skips.
+pub fn find(kind: Kind) -> Option<PathBuf> {
+    let name = kind.binary();
+    let found = ["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists());
+    if found.is_none() {
+        let message = format!(
+            "{name} is not installed: the tests against it are SKIPPED \
+             (apt-get install -y --no-install-recommends nginx haproxy)"
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}; CI must install it");
+        }
+        eprintln!("\n!!! {message}\n");
+    }
+    found
+}
+
+impl Peer {
+    /// Starts nginx with `server_directives` inside its `server { }` block
+    /// (the listen line and a `location / { return 200 "ok"; }` are added).
+    pub fn nginx(binary: &Path, server_directives: &str) -> io::Result<Peer> {
+        let (dir, addr) = workspace("nginx")?;
+        let conf = format!(
+            "worker_processes 1;\n\
+             pid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {dir}/body;\n\
+               proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi;\n\
+               uwsgi_temp_path {dir}/uwsgi;\n\
+               scgi_temp_path {dir}/scgi;\n\
+               server {{\n\
+                 listen {addr} http2;\n\
+                 {server_directives}\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n\
+               }}\n\
+             }}\n",
+            dir = dir.display(),
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf)?;
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&path)
+            .args(["-g", "daemon off; master_process on;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Peer::wait_listening(child, addr, dir)
+    }
+
+    /// Starts haproxy with `frontend_directives` in a frontend bound with
+    /// `proto h2` and a default backend nothing listens on.
+    pub fn haproxy(binary: &Path, frontend_directives: &str) -> io::Result<Peer> {
+        let (dir, addr) = workspace("haproxy")?;
+        let conf = format!(
+            "global\n  pidfile {dir}/haproxy.pid\n\
+             defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n\
+             frontend fe\n  bind {addr} proto h2\n  {frontend_directives}\n  default_backend none\n\
+             backend none\n  http-request return status 200 content-type text/plain string ok\n",
+            dir = dir.display(),
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, conf)?;
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("stderr.log"))?))
+            .spawn()?;
+        Peer::wait_listening(child, addr, dir)
+    }
+
+    fn wait_listening(mut child: Child, addr: SocketAddr, dir: PathBuf) -> io::Result<Peer> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(dir.join("error.log"))
+                    .or_else(|_| std::fs::read_to_string(dir.join("stderr.log")))
+                    .unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "the server exited ({status}): {log}"
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(io::Error::other("the server did not listen within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Peer { child, addr, dir })
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Sends a signal (`"QUIT"`, `"USR1"`, ...) to the process, by PID.
+    pub fn signal(&self, signal: &str) -> io::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -{signal} failed: {status}")))
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh temporary directory and a free port on 127.0.0.1.
+fn workspace(name: &str) -> io::Result<(PathBuf, SocketAddr)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let dir = std::env::temp_dir().join(format!(
+        "hyper-classify-{name}-{}-{}",
+        std::process::id(),
+        port.port()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok((dir, port))
+}

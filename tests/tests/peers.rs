@@ -1,0 +1,192 @@
+//! Verdicts against HTTP/2 servers nobody here wrote: nginx and haproxy,
+//! started as processes on 127.0.0.1. Skipped, loudly, where they are not
+//! installed; under `CI=true` their absence fails the tests.
+
+mod support;
+
+macro_rules! peer_tests {
+    ($stack:ident, $retry:ident) => {
+        mod $stack {
+            use std::time::Duration;
+
+            use h2_frame_server::peers::{self, Kind, Peer};
+            use hyper_classify::retry::{self, RetryConfig};
+            use hyper_classify::{
+                classify, Cause, ConnectKind, Initiator, Pace, Reason, RetrySafety,
+            };
+            use tokio::task::JoinSet;
+
+            use crate::support::{$retry as retrying, $stack as stack, KeepAlive};
+
+            async fn futures_results<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+                let mut results = Vec::new();
+                for future in futures {
+                    results.push(future.await);
+                }
+                results
+            }
+
+            const GO_AWAY: Cause = Cause::GoAway {
+                reason: Reason::NO_ERROR,
+                initiator: Initiator::Remote,
+            };
+
+            #[tokio::test]
+            async fn nginx_keepalive_requests_go_away_fails_the_streams_above_it() {
+                let Some(nginx) = peers::find(Kind::Nginx) else {
+                    return;
+                };
+                let peer = Peer::nginx(&nginx, "keepalive_requests 3;").unwrap();
+                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
+                let url = peer.url();
+                let mut in_flight = Vec::new();
+                let mut not_ready = Vec::new();
+                for _ in 0..8 {
+                    match std::future::poll_fn(|cx| send.poll_ready(cx)).await {
+                        Ok(()) => in_flight
+                            .push(send.send_request(stack::request(stack::Method::GET, &url))),
+                        Err(err) => not_ready.push(err),
+                    }
+                }
+                let (mut ok, mut refused) = (0, 0);
+                let results = futures_results(in_flight).await;
+                for result in results.into_iter().chain(not_ready.into_iter().map(Err)) {
+                    match result {
+                        Ok(_) => ok += 1,
+                        Err(err) => {
+                            // hyper refuses it with the GOAWAY, or hands it back
+                            // when it saw the GOAWAY before sending it.
+                            let verdict = classify(&err);
+                            let cause = verdict.cause();
+                            assert!(cause == GO_AWAY || cause == Cause::NotSent, "{err:?}");
+                            assert_eq!(verdict.pace(), Pace::Immediate);
+                            assert!(verdict.permits_retry(true));
+                            refused += 1;
+                        }
+                    }
+                }
+                assert_eq!(
+                    (ok, refused),
+                    (3, 5),
+                    "nginx answers 3 streams, refuses the rest"
+                );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nginx_keepalive_requests_gets_all_succeed_through_the_retry_layer() {
+                let Some(nginx) = peers::find(Kind::Nginx) else {
+                    return;
+                };
+                let peer = Peer::nginx(&nginx, "keepalive_requests 50;").unwrap();
+                let policy = retry::policy(RetryConfig::default()).unwrap();
+                let client = retrying::retry_client(policy.clone());
+                let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+                let mut requests = JoinSet::new();
+                for id in 0..400 {
+                    let (client, url) = (client.clone(), peer.url());
+                    let slot = slots.clone().acquire_owned().await.unwrap();
+                    requests.spawn(async move {
+                        let request = retrying::request_with_id(stack::Method::GET, &url, id);
+                        let result = retrying::send(&client, request).await;
+                        drop(slot);
+                        result
+                    });
+                }
+                while let Some(joined) = requests.join_next().await {
+                    assert_eq!(joined.unwrap().unwrap(), 200);
+                }
+                // 400 requests over connections of 50: nginx drained 8 of them,
+                // refusing the streams in flight above each last_stream_id.
+                let stats = policy.stats();
+                assert!(stats.retries > 0, "{stats:?}");
+            }
+
+            #[tokio::test]
+            async fn nginx_graceful_quit_hands_requests_back_and_then_refuses_connects() {
+                let Some(nginx) = peers::find(Kind::Nginx) else {
+                    return;
+                };
+                let peer = Peer::nginx(&nginx, "").unwrap();
+                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
+                let url = peer.url();
+                assert!(send
+                    .send_request(stack::request(stack::Method::GET, &url))
+                    .await
+                    .is_ok());
+                peer.signal("QUIT").unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let err = send
+                    .send_request(stack::request(stack::Method::POST, &url))
+                    .await
+                    .unwrap_err();
+                let verdict = classify(&err);
+                assert!(
+                    matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == GO_AWAY,
+                    "{err:?}"
+                );
+                let err = stack::h2_get(&url).await.unwrap_err();
+                assert_eq!(
+                    classify(&err).cause(),
+                    Cause::Connect(ConnectKind::Refused),
+                    "{err:?}"
+                );
+            }
+
+            #[tokio::test]
+            async fn haproxy_reject_is_a_throttled_reset_from_the_peer() {
+                let Some(haproxy) = peers::find(Kind::Haproxy) else {
+                    return;
+                };
+                let peer = Peer::haproxy(&haproxy, "http-request reject").unwrap();
+                let err = stack::h2_get(&peer.url()).await.unwrap_err();
+                let verdict = classify(&err);
+                let reset = Cause::StreamReset {
+                    reason: Reason::ENHANCE_YOUR_CALM,
+                    initiator: Initiator::Remote,
+                };
+                assert_eq!(verdict.cause(), reset, "{err:?}");
+                assert_eq!(
+                    (verdict.safety(), verdict.pace()),
+                    (RetrySafety::IdempotentOnly, Pace::Throttled)
+                );
+            }
+
+            #[tokio::test]
+            async fn haproxy_soft_stop_hands_requests_back_and_then_refuses_connects() {
+                let Some(haproxy) = peers::find(Kind::Haproxy) else {
+                    return;
+                };
+                let peer = Peer::haproxy(&haproxy, "").unwrap();
+                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
+                let url = peer.url();
+                assert!(send
+                    .send_request(stack::request(stack::Method::GET, &url))
+                    .await
+                    .is_ok());
+                peer.signal("USR1").unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let err = send
+                    .send_request(stack::request(stack::Method::POST, &url))
+                    .await
+                    .unwrap_err();
+                let verdict = classify(&err);
+                assert!(
+                    matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == GO_AWAY,
+                    "{err:?}"
+                );
+                let err = stack::h2_get(&url).await.unwrap_err();
+                assert_eq!(
+                    classify(&err).cause(),
+                    Cause::Connect(ConnectKind::Refused),
+                    "{err:?}"
+                );
+            }
+        }
+    };
+}
+
+#[cfg(feature = "legacy")]
+peer_tests!(legacy, legacy_retry);
+
+#[cfg(feature = "modern")]
+peer_tests!(modern, modern_retry);
