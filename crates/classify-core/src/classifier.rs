@@ -5,7 +5,11 @@ use std::fmt;
 use std::io;
 
 use crate::decide::{decide, Evidence};
-use crate::text::{contains_any, text_contains};
+use crate::text::{contains_any, starts_with_any};
+
+/// How much of a connector error's text is read: enough for its leading
+/// words, short of the ": cause" hyper 0.14 appends.
+const CONNECTOR_PREFIX: usize = 16;
 use crate::{Backend, Cause, Chain, Verdict, View};
 
 /// Classifies errors with a chosen set of [`Backend`]s.
@@ -99,10 +103,16 @@ impl<'b> Classifier<'b> {
             }
         }
         if evidence.hyper.connect {
-            // hyper's connectors say these only in their text.
+            // hyper's connectors say these only in their text, which begins
+            // with them ("dns error: ...", "invalid URL, scheme is not http").
+            // Only the connector's own error is read: hyper's and io's text
+            // repeat their causes' (and an OS error's text allocates).
             for link in Chain::new(err) {
-                evidence.dns |= text_contains(&link, &["dns error"]);
-                evidence.invalid_url |= text_contains(&link, &["invalid URL"]);
+                if link.is::<io::Error>() || self.view(link).is_some() {
+                    continue;
+                }
+                evidence.dns |= starts_with_any(&link, &["dns error"], CONNECTOR_PREFIX);
+                evidence.invalid_url |= starts_with_any(&link, &["invalid URL"], CONNECTOR_PREFIX);
             }
         }
         evidence
@@ -115,11 +125,14 @@ impl<'b> Classifier<'b> {
 
 /// Whether any link prints like an h2 `GOAWAY` or `RST_STREAM` error.
 fn looks_like_h2(err: &(dyn Error + 'static)) -> bool {
-    Chain::new(err).any(|link| {
-        contains_any(&["GoAway(", "Reset("], |w| write!(w, "{link:?}"))
-            || contains_any(
-                &["connection error received", "stream error received"],
-                |w| write!(w, "{link}"),
-            )
-    })
+    // An io::Error's own text is the OS's (and formatting it allocates).
+    Chain::new(err)
+        .filter(|link| !link.is::<io::Error>())
+        .any(|link| {
+            contains_any(&["GoAway(", "Reset("], |w| write!(w, "{link:?}"))
+                || contains_any(
+                    &["connection error received", "stream error received"],
+                    |w| write!(w, "{link}"),
+                )
+        })
 }

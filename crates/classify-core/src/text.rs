@@ -28,10 +28,30 @@ pub fn text_contains(value: &dyn fmt::Display, patterns: &[&'static str]) -> boo
         .any(|chunk| contains_any(chunk, |w| write!(w, "{value}")))
 }
 
+/// Whether `value`'s `Display` text *begins* with any of `patterns`, within
+/// its first `max_bytes`: reading no further also keeps the causes an error
+/// appends to its message from being formatted (an OS error's text
+/// allocates).
+pub(crate) fn starts_with_any(
+    value: &dyn fmt::Display,
+    patterns: &[&'static str],
+    max_bytes: usize,
+) -> bool {
+    contains_within(patterns, max_bytes, |w| write!(w, "{value}"))
+}
+
 /// Whether the text that `write` produces contains any of `patterns` (at
 /// most [`MAX_PATTERNS`]).
 pub(crate) fn contains_any(
     patterns: &[&'static str],
+    write: impl FnOnce(&mut dyn Write) -> fmt::Result,
+) -> bool {
+    contains_within(patterns, BUDGET, write)
+}
+
+fn contains_within(
+    patterns: &[&'static str],
+    budget: usize,
     write: impl FnOnce(&mut dyn Write) -> fmt::Result,
 ) -> bool {
     assert!(
@@ -44,7 +64,7 @@ pub(crate) fn contains_any(
     let mut scan = Scan {
         patterns,
         progress: [0; MAX_PATTERNS],
-        budget: BUDGET,
+        budget,
         found: false,
     };
     // An error here is the scan stopping the write early; the answer is `found`.

@@ -45,13 +45,15 @@ impl Backend for Modern {
             return Some(View::H2(view_h2_error!(err)));
         }
         if let Some(err) = link.downcast_ref::<hyper_util::client::legacy::Error>() {
-            // Only `is_connect` is public; the other kinds are named in its
-            // Display ("client error (UserAbsoluteUriRequired)"), and most
-            // come with a hyper::Error behind them that says more.
+            // Only `is_connect` is public. A hyper::Error behind it says the
+            // rest; without one, its Display names its kind ("client error
+            // (UserAbsoluteUriRequired)").
             let mut view = HyperView::default();
             view.connect = err.is_connect();
-            view.user = text_contains(err, &["(User"]);
-            view.canceled = text_contains(err, &["(Canceled)"]);
+            if err.source().is_none() && !view.connect {
+                view.user = text_contains(err, &["(User"]);
+                view.canceled = text_contains(err, &["(Canceled)"]);
+            }
             return Some(View::Hyper(view));
         }
         let err = link.downcast_ref::<hyper::Error>()?;
