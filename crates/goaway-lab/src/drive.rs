@@ -13,6 +13,10 @@ use tower::{Layer, ServiceExt};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
+/// A request that takes longer than this, retries included, counts as an
+/// error (a stuck request must not hang the lab).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A hyper major version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Stack {
@@ -109,7 +113,13 @@ pub async fn run(
         };
         tasks.spawn(async move {
             let started = tokio::time::Instant::now();
-            let outcome = client.send(method, &url, id).await;
+            let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.send(method, &url, id))
+                .await
+                .unwrap_or_else(|elapsed| Outcome {
+                    failed_attempts: vec![classify(&elapsed).cause()],
+                    result: Err(Box::new(elapsed)),
+                    retries: 0,
+                });
             drop(slot);
             on_done();
             (outcome, started.elapsed())

@@ -170,6 +170,13 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        // TERM lets nginx's master stop its workers; a KILLed master would
+        // leave them running. KILL only if it does not exit in time.
+        let _ = self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.has_exited() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
