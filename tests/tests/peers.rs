@@ -18,6 +18,26 @@ macro_rules! peer_tests {
 
             use crate::support::{$retry as retrying, $stack as stack, KeepAlive};
 
+            /// An open connection's next request after `signal` is handed
+            /// back (or refused by a GOAWAY), and new connects are refused.
+            async fn stopped_peer_hands_back_then_refuses(peer: Peer, signal: &str) {
+                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
+                let url = peer.url();
+                let first = send
+                    .send_request(stack::request(stack::Method::GET, &url))
+                    .await;
+                assert!(first.is_ok());
+                peer.signal(signal).unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let request = stack::request(stack::Method::POST, &url);
+                let err = send.send_request(request).await.unwrap_err();
+                let cause = classify(&err).cause();
+                assert!(cause == Cause::NotSent || cause == GO_AWAY, "{err:?}");
+                let err = stack::h2_get(&url).await.unwrap_err();
+                let refused = Cause::Connect(ConnectKind::Refused);
+                assert_eq!(classify(&err).cause(), refused, "{err:?}");
+            }
+
             async fn futures_results<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
                 let mut results = Vec::new();
                 for future in futures {
@@ -107,29 +127,7 @@ macro_rules! peer_tests {
                     return;
                 };
                 let peer = Peer::nginx(&nginx, "").unwrap();
-                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
-                let url = peer.url();
-                assert!(send
-                    .send_request(stack::request(stack::Method::GET, &url))
-                    .await
-                    .is_ok());
-                peer.signal("QUIT").unwrap();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let err = send
-                    .send_request(stack::request(stack::Method::POST, &url))
-                    .await
-                    .unwrap_err();
-                let verdict = classify(&err);
-                assert!(
-                    matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == GO_AWAY,
-                    "{err:?}"
-                );
-                let err = stack::h2_get(&url).await.unwrap_err();
-                assert_eq!(
-                    classify(&err).cause(),
-                    Cause::Connect(ConnectKind::Refused),
-                    "{err:?}"
-                );
+                stopped_peer_hands_back_then_refuses(peer, "QUIT").await;
             }
 
             #[tokio::test]
@@ -157,29 +155,7 @@ macro_rules! peer_tests {
                     return;
                 };
                 let peer = Peer::haproxy(&haproxy, "").unwrap();
-                let mut send = stack::h2_conn(peer.addr(), KeepAlive::Off).await;
-                let url = peer.url();
-                assert!(send
-                    .send_request(stack::request(stack::Method::GET, &url))
-                    .await
-                    .is_ok());
-                peer.signal("USR1").unwrap();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let err = send
-                    .send_request(stack::request(stack::Method::POST, &url))
-                    .await
-                    .unwrap_err();
-                let verdict = classify(&err);
-                assert!(
-                    matches!(verdict.cause(), Cause::NotSent) || verdict.cause() == GO_AWAY,
-                    "{err:?}"
-                );
-                let err = stack::h2_get(&url).await.unwrap_err();
-                assert_eq!(
-                    classify(&err).cause(),
-                    Cause::Connect(ConnectKind::Refused),
-                    "{err:?}"
-                );
+                stopped_peer_hands_back_then_refuses(peer, "USR1").await;
             }
         }
     };
