@@ -155,10 +155,13 @@ async fn lab(cli: &Cli) -> Result<(), String> {
         println!("{json}");
     } else {
         report::print_tables(&rows);
-        println!(
-            "\nerrors: requests whose error reached the caller. duplicates: POSTs the server \
-             processed twice (must be 0).\nEven request ids are POSTs, odd ids GETs."
-        );
+        println!("\nerrors: requests whose error reached the caller.");
+        if target.is_none() {
+            println!(
+                "duplicates: POSTs the server processed twice (must be 0). \
+                 Even request ids are POSTs, odd ids GETs."
+            );
+        }
     }
     Ok(())
 }
