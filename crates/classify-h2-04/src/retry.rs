@@ -14,7 +14,8 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use classify_core::retry::{Idempotent, Replay, RequestFacts};
+use classify_core::retry::{Replay, RequestFacts};
+use classify_core::{copy_http_request_head, http_request_facts};
 use http::Request;
 use http_body_util::{Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
@@ -80,20 +81,11 @@ pub struct HttpReplay;
 
 impl<B: ReplayBody> Replay<Request<B>> for HttpReplay {
     fn facts(&self, req: &Request<B>) -> RequestFacts {
-        RequestFacts::new(
-            req.method().as_str(),
-            req.headers().contains_key("idempotency-key"),
-        )
-        .idempotent(req.extensions().get::<Idempotent>().is_some())
-        .replayable(req.body().try_replay().is_some())
+        http_request_facts!(req, replayable = req.body().try_replay().is_some())
     }
 
     fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {
-        let mut copy = Request::new(req.body().try_replay()?);
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.version_mut() = req.version();
-        *copy.headers_mut() = req.headers().clone();
+        let mut copy = copy_http_request_head!(req => Request::new(req.body().try_replay()?));
         *copy.extensions_mut() = req.extensions().clone();
         Some(copy)
     }

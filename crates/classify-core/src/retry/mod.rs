@@ -47,3 +47,39 @@ pub use stats::RetryStats;
 /// Insert it into a request's extensions (`req.extensions_mut().insert(Idempotent)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Idempotent;
+
+/// The [`RequestFacts`] of an `http::Request` of any `http` version (0.2 or
+/// 1, whose request APIs are the same), given whether its body replays.
+/// Written once here; each backend expands it against its own `http`.
+#[macro_export]
+macro_rules! http_request_facts {
+    ($req:expr, replayable = $replayable:expr) => {{
+        let req = $req;
+        $crate::retry::RequestFacts::new(
+            req.method().as_str(),
+            req.headers().contains_key("idempotency-key"),
+        )
+        .idempotent(
+            req.extensions()
+                .get::<$crate::retry::Idempotent>()
+                .is_some(),
+        )
+        .replayable($replayable)
+    }};
+}
+
+/// Copies an `http::Request`'s method, URI, version and headers (any `http`
+/// version) into `copy`, a new request around the replayed body, and returns
+/// it; extensions are the caller's to copy (http 0.2's cannot be cloned).
+#[macro_export]
+macro_rules! copy_http_request_head {
+    ($req:expr => $copy:expr) => {{
+        let req = $req;
+        let mut copy = $copy;
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        *copy.headers_mut() = req.headers().clone();
+        copy
+    }};
+}
