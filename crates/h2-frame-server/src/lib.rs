@@ -25,6 +25,9 @@
 
 pub mod ledger;
 pub mod peers;
+mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -36,6 +39,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use stream::Stream;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -115,6 +120,8 @@ pub struct FrameServer {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    #[cfg(feature = "tls")]
+    certificate: Option<String>,
 }
 
 impl FrameServer {
@@ -135,23 +142,40 @@ impl FrameServer {
         S: Fn(Conn) -> F + Send + Sync + 'static,
         F: Future<Output = io::Result<()>> + Send + 'static,
     {
+        Self::serve_with(listener, script, |tcp| async move { Ok(Stream::Tcp(tcp)) })
+    }
+
+    /// Accepts on `listener`, turns each TCP stream into a [`Stream`] with
+    /// `wrap` (a TLS handshake, say) and runs `script` on it.
+    fn serve_with<S, F, W, WF>(listener: TcpListener, script: S, wrap: W) -> Self
+    where
+        S: Fn(Conn) -> F + Send + Sync + 'static,
+        F: Future<Output = io::Result<()>> + Send + 'static,
+        W: Fn(TcpStream) -> WF + Send + Sync + 'static,
+        WF: Future<Output = io::Result<Stream>> + Send + 'static,
+    {
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
+        let script = Arc::new(script);
         let task = tokio::spawn(async move {
             let mut scripts = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((tcp, _)) = listener.accept().await {
                 let index = counter.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.set_nodelay(true);
-                scripts.spawn(script(Conn::new(stream, index)));
+                let _ = tcp.set_nodelay(true);
+                let stream = wrap(tcp);
+                let script = script.clone();
+                scripts.spawn(async move { script(Conn::new(stream.await?, index)).await });
             }
         });
         FrameServer {
             addr,
             accepted,
             task,
+            #[cfg(feature = "tls")]
+            certificate: None,
         }
     }
 
@@ -160,8 +184,12 @@ impl FrameServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/`.
+    /// `http://127.0.0.1:PORT/`, or `https://` when it speaks TLS.
     pub fn url(&self) -> String {
+        #[cfg(feature = "tls")]
+        if self.certificate.is_some() {
+            return format!("https://{}/", self.addr);
+        }
         format!("http://{}/", self.addr)
     }
 
@@ -180,14 +208,14 @@ impl Drop for FrameServer {
 /// One accepted connection, driven by a script.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     index: usize,
     answer_pings: bool,
     buf: BytesMut,
 }
 
 impl Conn {
-    fn new(stream: TcpStream, index: usize) -> Self {
+    fn new(stream: Stream, index: usize) -> Self {
         Conn {
             stream,
             index,
@@ -352,7 +380,7 @@ impl Conn {
 
     /// Closes the connection with a TCP RST (`SO_LINGER` 0).
     pub fn abort(self) -> io::Result<()> {
-        self.stream.set_zero_linger()
+        self.stream.tcp().set_zero_linger()
     }
 }
 

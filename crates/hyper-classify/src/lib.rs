@@ -15,6 +15,7 @@
 //! | `legacy` | hyper 0.14, h2 0.3 | `classify-h2-03` |
 //! | `tokio` | `tokio::time::error::Elapsed` is a timeout | - |
 //! | `retry` | the [`retry`] policy and its tower adapters | - |
+//! | `aws-smithy` | the AWS SDK's connector error and retry classifier ([`aws`]) | - |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
 //! build: a classifier that cannot see GOAWAY must not build silently.
@@ -83,6 +84,9 @@ pub use classify_h2_04 as modern;
 
 #[cfg(feature = "retry")]
 pub mod retry;
+
+#[cfg(feature = "aws-smithy")]
+pub mod aws;
 
 /// Every backend this build's features enable.
 pub const BACKENDS: &[&dyn Backend] = &[

@@ -1,0 +1,697 @@
+//! hyper-classify in the AWS SDK's real retry loop.
+//!
+//! Every test runs an operation through aws-smithy-runtime's orchestrator
+//! (the code path every generated SDK client takes), with the SDK's own
+//! standard retry strategy and its default classifiers, against a server
+//! that fails the first request one exact way. Two kinds of HTTP client:
+//!
+//! - the SDK's own (`aws-smithy-http-client`): its hyper 0.14 client over
+//!   h2c, and its hyper 1 client over TLS (it offers HTTP/2 only by ALPN);
+//! - a fork's: a connector that sends with its own hyper client and maps
+//!   errors with a `to_connector_error` of our choosing: the shipped one that
+//!   downcast to the wrong h2, or hyper-classify's (the documented patch).
+
+mod support;
+
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_async::rt::sleep::TokioSleep;
+use aws_smithy_runtime::client::orchestrator::operation::Operation;
+use aws_smithy_runtime::client::retries::classifiers::{
+    HttpStatusCodeClassifier, TransientErrorClassifier,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError};
+use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, SharedRetryClassifier,
+};
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::{ErrorKind, RetryConfig};
+use aws_smithy_types::timeout::TimeoutConfig;
+use h2_frame_server::Reason as Wire;
+use hyper_classify::aws::TransportErrorClassifier;
+use hyper_classify::{Chain, Reason};
+
+use support::{assert_go_away, assert_reset, First, Server};
+
+/// The hyper stacks the SDK ships clients for.
+#[derive(Clone, Copy, Debug)]
+enum Stack {
+    /// hyper 0.14, h2 0.3.
+    Legacy,
+    /// hyper 1, hyper-util, h2 0.4.
+    Modern,
+}
+
+const STACKS: [Stack; 2] = [Stack::Legacy, Stack::Modern];
+
+// ---------------------------------------------------------------------------
+// HTTP clients
+
+/// The SDK's own HTTP client for `stack`, talking HTTP/2 to `server`.
+fn sdk_client(stack: Stack, server: &Server) -> SharedHttpClient {
+    match stack {
+        Stack::Legacy => {
+            let mut hyper = hyper_0_14::Client::builder();
+            hyper.http2_only(true);
+            aws_smithy_http_client::hyper_014::HyperClientBuilder::new()
+                .hyper_builder(hyper)
+                .build(hyper_0_14::client::HttpConnector::new())
+        }
+        Stack::Modern => {
+            use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+            let trust = tls::TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(server.certificate_pem().as_bytes().to_vec());
+            let context = tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .expect("a TLS context");
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .tls_context(context)
+                .build_https()
+        }
+    }
+}
+
+/// The server each stack's SDK client can reach over HTTP/2.
+async fn server_for(stack: Stack, first: First) -> Server {
+    match stack {
+        Stack::Legacy => Server::h2c(first).await,
+        Stack::Modern => Server::h2_tls(first).await,
+    }
+}
+
+/// A fork's `to_connector_error` for hyper 0.14.
+type LegacyMapping = fn(hyper_0_14::Error) -> ConnectorError;
+/// A fork's mapping for hyper 1: the part of `downcast_error` after the
+/// SDK's own checks (its timeouts, DNS errors and ready-made connector
+/// errors, which do not occur here).
+type ModernMapping = fn(BoxError) -> ConnectorError;
+
+/// How a fork maps hyper errors.
+#[derive(Clone, Copy)]
+enum Mapping {
+    Legacy(LegacyMapping),
+    Modern(ModernMapping),
+}
+
+impl Mapping {
+    /// hyper-classify's, as the documented patch puts it.
+    fn patched(stack: Stack) -> Mapping {
+        match stack {
+            Stack::Legacy => Mapping::Legacy(hyper_classify::aws::to_connector_error),
+            Stack::Modern => Mapping::Modern(hyper_classify::aws::to_connector_error),
+        }
+    }
+
+    /// One that downcasts to the other stack's h2: the bug as shipped for
+    /// hyper 0.14, and what a hyper 1 moving to a newer h2 would do to a
+    /// downcast to h2 0.4.
+    fn wrong_h2(stack: Stack) -> Mapping {
+        match stack {
+            Stack::Legacy => Mapping::Legacy(as_shipped::legacy),
+            Stack::Modern => Mapping::Modern(as_shipped::modern),
+        }
+    }
+}
+
+/// `to_connector_error` as `aws-smithy-http-client` 1.0.2 shipped it for
+/// hyper 0.14 (then its timeout check, which does not matter here), with
+/// the h2 it downcast to; and its hyper 1 twin downcasting to h2 0.3.
+mod as_shipped {
+    use super::*;
+
+    pub fn legacy(err: hyper_0_14::Error) -> ConnectorError {
+        if err.is_user() {
+            return ConnectorError::user(err.into());
+        }
+        if err.is_closed() || err.is_canceled() || find_source::<std::io::Error>(&err) {
+            return ConnectorError::io(err.into());
+        }
+        if err.is_incomplete_message() {
+            return ConnectorError::other(err.into(), Some(ErrorKind::TransientError));
+        }
+        // hyper 0.14 wraps h2 0.3's Error; this is h2 0.4's.
+        if find_h2_04_go_away_or_refused(&err) {
+            return ConnectorError::io(err.into());
+        }
+        ConnectorError::other(err.into(), None)
+    }
+
+    pub fn modern(err: BoxError) -> ConnectorError {
+        let hyper = links(&*err).find_map(|link| link.downcast_ref::<hyper_1::Error>());
+        match hyper {
+            Some(hyper) => modern_to_connector_error(hyper)(err),
+            None if links(&*err).any(|link| {
+                link.downcast_ref::<hyper_util::client::legacy::Error>()
+                    .is_some_and(|err| err.is_connect())
+            }) =>
+            {
+                ConnectorError::io(err)
+            }
+            None => ConnectorError::other(err, None),
+        }
+    }
+
+    fn modern_to_connector_error(err: &hyper_1::Error) -> fn(BoxError) -> ConnectorError {
+        if err.is_user() {
+            return ConnectorError::user;
+        }
+        if err.is_closed() || err.is_canceled() || find_source::<std::io::Error>(err) {
+            return ConnectorError::io;
+        }
+        if find_h2_03_go_away_or_refused(err) {
+            return ConnectorError::io;
+        }
+        |err| ConnectorError::other(err, None)
+    }
+
+    fn find_source<E: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
+        links(err).any(|link| link.is::<E>())
+    }
+
+    macro_rules! finder {
+        ($name:ident, $h2:ident) => {
+            pub fn $name(err: &(dyn Error + 'static)) -> bool {
+                links(err)
+                    .filter_map(|link| link.downcast_ref::<$h2::Error>())
+                    .any(|h2| {
+                        h2.is_go_away()
+                            || (h2.is_reset() && h2.reason() == Some($h2::Reason::REFUSED_STREAM))
+                    })
+            }
+        };
+    }
+    finder!(find_h2_04_go_away_or_refused, h2_04);
+    finder!(find_h2_03_go_away_or_refused, h2_03);
+
+    /// The SDK's `find_source` walk: `source()` only.
+    fn links<'a>(
+        err: &'a (dyn Error + 'static),
+    ) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+        std::iter::successors(Some(err), |err: &&'a (dyn Error + 'static)| (*err).source()).take(32)
+    }
+}
+
+/// A fork of `aws-smithy-http-client`, reduced to what matters here: it
+/// sends with its own hyper client (HTTP/2 by prior knowledge) and maps
+/// errors with its `to_connector_error`.
+#[derive(Clone)]
+enum ForkConnector {
+    Legacy {
+        client: hyper_0_14::Client<hyper_0_14::client::HttpConnector, SdkBody>,
+        map: LegacyMapping,
+    },
+    Modern {
+        client: hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            SdkBody,
+        >,
+        map: ModernMapping,
+    },
+}
+
+impl std::fmt::Debug for ForkConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForkConnector")
+    }
+}
+
+impl ForkConnector {
+    fn client(mapping: Mapping) -> SharedHttpClient {
+        let connector = match mapping {
+            Mapping::Legacy(map) => ForkConnector::Legacy {
+                client: hyper_0_14::Client::builder()
+                    .http2_only(true)
+                    .build(hyper_0_14::client::HttpConnector::new()),
+                map,
+            },
+            Mapping::Modern(map) => ForkConnector::Modern {
+                client: hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .http2_only(true)
+                .build_http(),
+                map,
+            },
+        };
+        http_client_fn(move |_, _| SharedHttpConnector::new(connector.clone()))
+    }
+}
+
+impl HttpConnector for ForkConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let user = |err: aws_smithy_runtime_api::http::HttpError| {
+            HttpConnectorFuture::ready(Err(ConnectorError::user(err.into())))
+        };
+        match self.clone() {
+            ForkConnector::Legacy { client, map } => {
+                let request = match request.try_into_http02x() {
+                    Ok(request) => request,
+                    Err(err) => return user(err),
+                };
+                HttpConnectorFuture::new(async move {
+                    let response = client.request(request).await.map_err(map)?;
+                    HttpResponse::try_from(response.map(SdkBody::from_body_0_4))
+                        .map_err(|err| ConnectorError::other(err.into(), None))
+                })
+            }
+            ForkConnector::Modern { client, map } => {
+                let request = match request.try_into_http1x() {
+                    Ok(request) => request,
+                    Err(err) => return user(err),
+                };
+                HttpConnectorFuture::new(async move {
+                    let response = client
+                        .request(request)
+                        .await
+                        .map_err(|err| map(err.into()))?;
+                    HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                        .map_err(|err| ConnectorError::other(err.into(), None))
+                })
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Classifiers
+
+/// A classifier as a user would write it to work around a connector that
+/// misses GOAWAY: it downcasts to one h2 version's `Error`.
+#[derive(Debug)]
+struct DowncastingClassifier {
+    finds: fn(&(dyn Error + 'static)) -> bool,
+}
+
+impl DowncastingClassifier {
+    /// Downcasts to the other stack's h2 (the shipped bug's mistake).
+    fn wrong_h2(stack: Stack) -> Self {
+        DowncastingClassifier {
+            finds: match stack {
+                Stack::Legacy => as_shipped::find_h2_04_go_away_or_refused,
+                Stack::Modern => as_shipped::find_h2_03_go_away_or_refused,
+            },
+        }
+    }
+}
+
+impl ClassifyRetry for DowncastingClassifier {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(err)) if (self.finds)(err) => RetryAction::transient_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "downcasts to one h2"
+    }
+}
+
+/// Wraps a classifier and keeps every action it returned.
+#[derive(Debug)]
+struct Recording<C> {
+    inner: C,
+    actions: Arc<Mutex<Vec<RetryAction>>>,
+}
+
+impl<C: ClassifyRetry> ClassifyRetry for Recording<C> {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let action = self.inner.classify_retry(ctx);
+        // Classifiers also run on a success; keep the failures' actions.
+        if matches!(ctx.output_or_error(), Some(Err(_))) {
+            self.actions.lock().unwrap().push(action.clone());
+        }
+        action
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        self.inner.priority()
+    }
+}
+
+/// The classifiers a generated SDK client registers for transport errors.
+fn sdk_defaults() -> Vec<SharedRetryClassifier> {
+    vec![
+        SharedRetryClassifier::new(TransientErrorClassifier::<std::io::Error>::new()),
+        SharedRetryClassifier::new(HttpStatusCodeClassifier::default()),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The operation
+
+/// What one invocation did.
+struct Outcome {
+    result: Result<String, SdkError<std::io::Error, HttpResponse>>,
+    /// What the recorded classifier returned, failed attempt by failed
+    /// attempt.
+    actions: Vec<RetryAction>,
+}
+
+impl Outcome {
+    fn error(&self) -> &(dyn Error + 'static) {
+        match &self.result {
+            Ok(body) => panic!("expected an error, got {body:?}"),
+            Err(err) => err,
+        }
+    }
+}
+
+/// Invokes a POST operation (up to 3 attempts, the SDK's standard retry
+/// strategy) with the SDK's default classifiers, `extra`, and `recorded`,
+/// whose actions are kept.
+async fn invoke(
+    http_client: SharedHttpClient,
+    url: &str,
+    extra: Vec<SharedRetryClassifier>,
+    recorded: impl ClassifyRetry + 'static,
+) -> Outcome {
+    let actions = Arc::new(Mutex::new(Vec::new()));
+    let mut builder = Operation::builder()
+        .service_name("test")
+        .operation_name("PutThing")
+        .http_client(http_client)
+        .endpoint_url(url)
+        .no_auth()
+        .sleep_impl(TokioSleep::new())
+        .timeout_config(TimeoutConfig::disabled())
+        .standard_retry(
+            &RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+        .retry_classifier(Recording {
+            inner: recorded,
+            actions: actions.clone(),
+        });
+    for classifier in sdk_defaults().into_iter().chain(extra) {
+        builder = builder.retry_classifier(classifier);
+    }
+    let operation = builder
+        .serializer(|_: ()| {
+            let mut request = HttpRequest::new(SdkBody::from("{}"));
+            request.set_method("POST")?;
+            Ok(request)
+        })
+        .deserializer(|response: &HttpResponse| {
+            let body = response.body().bytes().unwrap_or_default();
+            if response.status().is_success() {
+                Ok(String::from_utf8_lossy(body).into_owned())
+            } else {
+                Err(OrchestratorError::operation(std::io::Error::other(
+                    "not a success",
+                )))
+            }
+        })
+        .build();
+    let result = tokio::time::timeout(Duration::from_secs(30), operation.invoke(()))
+        .await
+        .expect("the operation finishes");
+    let actions = actions.lock().unwrap().clone();
+    Outcome { result, actions }
+}
+
+// ---------------------------------------------------------------------------
+// The SDK's own HTTP clients, with the classifier added
+
+#[tokio::test]
+async fn the_classifier_retries_a_go_away_once_for_an_idempotent_operation() {
+    for stack in STACKS {
+        let server = server_for(stack, First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            sdk_client(stack, &server),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::idempotent(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::transient_error()],
+            "{stack:?}: one failed attempt, retried"
+        );
+        assert_eq!(server.requests(), 2, "{stack:?}");
+        assert_eq!(server.processed(), 1, "{stack:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_classifier_does_not_replay_a_go_away_for_an_operation_not_known_idempotent() {
+    for stack in STACKS {
+        let server = server_for(stack, First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            sdk_client(stack, &server),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::new(),
+        )
+        .await;
+        // The SDK's transient classifier alone would replay it (its connector
+        // calls a GOAWAY an io error); hyper can attach a GOAWAY to a request
+        // it had just sent, so a POST not known to be idempotent stops here.
+        assert_go_away(outcome.error(), Reason::NO_ERROR);
+        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
+        assert_eq!(server.requests(), 1, "{stack:?}");
+    }
+}
+
+#[tokio::test]
+async fn refused_stream_from_the_peer_is_retried_for_any_operation() {
+    for stack in STACKS {
+        let server = server_for(stack, First::Reset(Wire::REFUSED_STREAM)).await;
+        let outcome = invoke(
+            sdk_client(stack, &server),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::new(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::transient_error()],
+            "{stack:?}"
+        );
+        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+    }
+}
+
+#[tokio::test]
+async fn enhance_your_calm_is_a_throttling_retry_for_idempotent_operations_only() {
+    for stack in STACKS {
+        let server = server_for(stack, First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
+        let outcome = invoke(
+            sdk_client(stack, &server),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::idempotent(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::throttling_error()],
+            "{stack:?}"
+        );
+
+        let server = server_for(stack, First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
+        let outcome = invoke(
+            sdk_client(stack, &server),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::new(),
+        )
+        .await;
+        assert_reset(outcome.error(), Reason::ENHANCE_YOUR_CALM);
+        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
+        assert_eq!(server.requests(), 1, "{stack:?}");
+    }
+}
+
+/// h2 0.3 resets a stream whose response headers are too large with a
+/// REFUSED_STREAM of its own. The SDK's hyper 0.14 client takes any
+/// REFUSED_STREAM for the peer's and replays a request that was processed;
+/// the classifier forbids it.
+#[tokio::test]
+async fn our_own_refused_stream_is_not_replayed() {
+    let server = Server::h2c(First::BigHeader((16 << 20) + 1024)).await;
+    let url = server.url();
+    let sdk_alone = invoke(
+        sdk_client(Stack::Legacy, &server),
+        &url,
+        vec![],
+        TransientErrorClassifier::<std::io::Error>::new(),
+    )
+    .await;
+    assert!(sdk_alone.result.is_err());
+    assert_eq!(server.processed(), 3, "the SDK alone processes it 3 times");
+
+    let server = Server::h2c(First::BigHeader((16 << 20) + 1024)).await;
+    let outcome = invoke(
+        sdk_client(Stack::Legacy, &server),
+        &server.url(),
+        vec![],
+        TransportErrorClassifier::idempotent(),
+    )
+    .await;
+    assert!(outcome.result.is_err());
+    assert_eq!(outcome.actions, [RetryAction::RetryForbidden]);
+    assert_eq!(server.processed(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The shipped bug, and the classifier as the fix for unforked users
+
+#[tokio::test]
+async fn a_connector_that_downcasts_to_the_wrong_h2_surfaces_a_go_away() {
+    for stack in STACKS {
+        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            ForkConnector::client(Mapping::wrong_h2(stack)),
+            &server.url(),
+            vec![],
+            DowncastingClassifier::wrong_h2(stack),
+        )
+        .await;
+        let err = outcome.error();
+        assert_go_away(err, Reason::NO_ERROR);
+        let connector = Chain::new(err)
+            .find_map(|link| link.downcast_ref::<ConnectorError>())
+            .expect("a connector error");
+        assert!(
+            connector.is_other() && connector.as_other().is_none(),
+            "{stack:?}: the wrong downcast leaves it unclassified: {connector:?}"
+        );
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::NoActionIndicated],
+            "{stack:?}: a classifier downcasting to the wrong h2 finds nothing"
+        );
+        assert_eq!(server.requests(), 1, "{stack:?}: never retried");
+    }
+}
+
+#[tokio::test]
+async fn the_classifier_retries_a_go_away_the_connector_missed() {
+    for stack in STACKS {
+        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            ForkConnector::client(Mapping::wrong_h2(stack)),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::idempotent(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::transient_error()],
+            "{stack:?}"
+        );
+        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A fork with the documented patch, and only the SDK's own classifiers
+
+#[tokio::test]
+async fn a_patched_fork_retries_a_go_away_with_the_sdks_own_classifiers() {
+    for stack in STACKS {
+        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            ForkConnector::client(Mapping::patched(stack)),
+            &server.url(),
+            vec![],
+            TransientErrorClassifier::<std::io::Error>::new(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::transient_error()],
+            "{stack:?}"
+        );
+        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_patched_fork_says_enhance_your_calm_is_throttling() {
+    for stack in STACKS {
+        let server = Server::h2c(First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
+        let outcome = invoke(
+            ForkConnector::client(Mapping::patched(stack)),
+            &server.url(),
+            vec![],
+            TransientErrorClassifier::<std::io::Error>::new(),
+        )
+        .await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::retryable_error(ErrorKind::ThrottlingError)],
+            "{stack:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_patched_fork_with_the_classifier_keeps_a_non_idempotent_go_away() {
+    for stack in STACKS {
+        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
+        let outcome = invoke(
+            ForkConnector::client(Mapping::patched(stack)),
+            &server.url(),
+            vec![],
+            TransportErrorClassifier::new(),
+        )
+        .await;
+        assert_go_away(outcome.error(), Reason::NO_ERROR);
+        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
+        assert_eq!(server.requests(), 1, "{stack:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_patched_fork_calls_a_refused_connection_io_and_never_connected() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    for stack in STACKS {
+        let outcome = invoke(
+            ForkConnector::client(Mapping::patched(stack)),
+            &url,
+            vec![],
+            TransportErrorClassifier::new(),
+        )
+        .await;
+        let err = outcome.error();
+        let connector = Chain::new(err)
+            .find_map(|link| link.downcast_ref::<ConnectorError>())
+            .expect("a connector error");
+        assert!(connector.is_io(), "{stack:?}: {connector:?}");
+        assert!(connector.connection_metadata().is_none());
+        assert_eq!(
+            outcome.actions,
+            vec![RetryAction::transient_error(); 3],
+            "{stack:?}: a refused connect is safe to retry for any operation"
+        );
+    }
+}
