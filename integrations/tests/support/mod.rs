@@ -31,15 +31,21 @@ pub struct Server {
 impl Server {
     /// Plain TCP, HTTP/2 by prior knowledge.
     pub async fn h2c(first: First) -> Server {
-        Self::start(first, false).await
+        Self::start(first, false, false).await
+    }
+
+    /// Plain TCP, failing every request the way `First` says, for clients
+    /// that retry by themselves.
+    pub async fn h2c_failing_every_request(failure: First) -> Server {
+        Self::start(failure, false, true).await
     }
 
     /// TLS offering `h2` by ALPN.
     pub async fn h2_tls(first: First) -> Server {
-        Self::start(first, true).await
+        Self::start(first, true, false).await
     }
 
-    async fn start(first: First, tls: bool) -> Server {
+    async fn start(first: First, tls: bool, every: bool) -> Server {
         let requests = Arc::new(AtomicUsize::new(0));
         let processed = Arc::new(AtomicUsize::new(0));
         let (seen, done) = (requests.clone(), processed.clone());
@@ -48,7 +54,7 @@ impl Server {
             async move {
                 conn.handshake().await?;
                 while let Some(stream) = conn.next_request().await? {
-                    let first_request = seen.fetch_add(1, Ordering::SeqCst) == 0;
+                    let first_request = seen.fetch_add(1, Ordering::SeqCst) == 0 || every;
                     match first {
                         First::BigHeader(len) => {
                             done.fetch_add(1, Ordering::SeqCst);
