@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask test` runs what CI runs; `cargo xtask
-//! pins` checks that each backend reads the very h2 its hyper wraps.
+//! pins` checks that each backend reads the very h2 its hyper wraps; `cargo
+//! xtask fork-patch` checks the AWS SDK fork patch against the real crate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -8,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod fork;
 mod pins;
 
 #[derive(Parser)]
@@ -37,6 +39,9 @@ enum Task {
         #[arg(long, conflicts_with_all = ["manifest_path", "metadata"])]
         latest: bool,
     },
+    /// Apply the documented AWS SDK fork patch to the locked
+    /// aws-smithy-http-client source and build it with warnings denied.
+    ForkPatch,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,10 @@ fn main() -> ExitCode {
 fn run(task: Task) -> Result<()> {
     match task {
         Task::Test => test(),
+        Task::ForkPatch => {
+            println!("{}", fork::check(&root())?);
+            Ok(())
+        }
         Task::Pins { latest: true, .. } => {
             print_lines(pins::check_latest(&root())?);
             Ok(())
@@ -140,6 +149,10 @@ fn test() -> Result<()> {
     })?;
     step("h2 pins against the newest compatible releases", || {
         print_lines(pins::check_latest(&root())?);
+        Ok(())
+    })?;
+    step("the AWS SDK fork patch applies and builds", || {
+        println!("{}", fork::check(&root())?);
         Ok(())
     })?;
     step("a build with no backend fails, naming the features", || {

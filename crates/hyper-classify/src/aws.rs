@@ -35,14 +35,18 @@
 //!          return ConnectorError::io(err);
 //!      }
 //! -    // generally, the top of chain will probably be a hyper error. Go through a set of hyper specific
-//! -    ...
-//! -    ConnectorError::other(err, None)
+//! -    ... (to the end, and the now unused `to_connector_error` after it)
+//! +    if find_source::<timeout::HttpTimeoutError>(err.as_ref()).is_some() {
+//! +        return ConnectorError::timeout(err);
+//! +    }
 //! +    hyper_classify::aws::to_connector_error(err)
 //!  }
 //! ```
 //!
 //! with `hyper-classify = { version = "0.1", features = ["legacy", "modern",
-//! "aws-smithy"] }` in its `Cargo.toml`. The README has the whole patch.
+//! "aws-smithy"] }` in its `Cargo.toml`. The whole patch, checked against
+//! the real crate in CI, is `integrations/fork/aws-smithy-http-client.patch`
+//! in this crate's repository.
 //!
 //! The mapping follows the verdict: connect failures, requests handed back
 //! unsent, GOAWAYs, resets from the peer and lost connections are
