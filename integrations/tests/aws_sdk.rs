@@ -373,12 +373,11 @@ impl Outcome {
 }
 
 /// Invokes a POST operation (up to 3 attempts, the SDK's standard retry
-/// strategy) with the SDK's default classifiers, `extra`, and `recorded`,
-/// whose actions are kept.
+/// strategy) with the SDK's default classifiers and `recorded`, whose
+/// actions are kept.
 async fn invoke(
     http_client: SharedHttpClient,
     url: &str,
-    extra: Vec<SharedRetryClassifier>,
     recorded: impl ClassifyRetry + 'static,
 ) -> Outcome {
     let actions = Arc::new(Mutex::new(Vec::new()));
@@ -399,7 +398,7 @@ async fn invoke(
             inner: recorded,
             actions: actions.clone(),
         });
-    for classifier in sdk_defaults().into_iter().chain(extra) {
+    for classifier in sdk_defaults() {
         builder = builder.retry_classifier(classifier);
     }
     let operation = builder
@@ -426,39 +425,77 @@ async fn invoke(
     Outcome { result, actions }
 }
 
+/// Which HTTP client an operation goes through.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The SDK's own, against a server it can reach over HTTP/2.
+    Sdk,
+    /// A fork's, over h2c.
+    Fork(Mapping),
+}
+
+/// Starts a server that fails the first request as `first` says, and
+/// invokes the operation through `via` with `classifier` recorded.
+async fn attempt(
+    stack: Stack,
+    via: Via,
+    first: First,
+    classifier: impl ClassifyRetry + 'static,
+) -> (Server, Outcome) {
+    let (server, client) = match via {
+        Via::Sdk => {
+            let server = server_for(stack, first).await;
+            let client = sdk_client(stack, &server);
+            (server, client)
+        }
+        Via::Fork(mapping) => (Server::h2c(first).await, ForkConnector::client(mapping)),
+    };
+    let outcome = invoke(client, &server.url(), classifier).await;
+    (server, outcome)
+}
+
+/// Asserts that the operation succeeded after one retry that `action`
+/// allowed: the server saw two requests and processed one.
+fn assert_retried_once(outcome: &Outcome, server: &Server, action: RetryAction, stack: Stack) {
+    assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+    assert_eq!(outcome.actions, [action], "{stack:?}");
+    assert_eq!(
+        (server.requests(), server.processed()),
+        (2, 1),
+        "{stack:?}: requests seen and processed"
+    );
+}
+
+/// Asserts that the classifier forbade a retry after the first attempt.
+fn assert_forbidden_after_one_attempt(outcome: &Outcome, server: &Server, stack: Stack) {
+    assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
+    assert_eq!(server.requests(), 1, "{stack:?}: never retried");
+}
+
 // ---------------------------------------------------------------------------
 // The SDK's own HTTP clients, with the classifier added
 
 #[tokio::test]
 async fn the_classifier_retries_a_go_away_once_for_an_idempotent_operation() {
     for stack in STACKS {
-        let server = server_for(stack, First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            sdk_client(stack, &server),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::GoAway(Wire::NO_ERROR),
             TransportErrorClassifier::idempotent(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::transient_error()],
-            "{stack:?}: one failed attempt, retried"
-        );
-        assert_eq!(server.requests(), 2, "{stack:?}");
-        assert_eq!(server.processed(), 1, "{stack:?}");
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
     }
 }
 
 #[tokio::test]
 async fn the_classifier_does_not_replay_a_go_away_for_an_operation_not_known_idempotent() {
     for stack in STACKS {
-        let server = server_for(stack, First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            sdk_client(stack, &server),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::GoAway(Wire::NO_ERROR),
             TransportErrorClassifier::new(),
         )
         .await;
@@ -466,61 +503,45 @@ async fn the_classifier_does_not_replay_a_go_away_for_an_operation_not_known_ide
         // calls a GOAWAY an io error); hyper can attach a GOAWAY to a request
         // it had just sent, so a POST not known to be idempotent stops here.
         assert_go_away(outcome.error(), Reason::NO_ERROR);
-        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
-        assert_eq!(server.requests(), 1, "{stack:?}");
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
     }
 }
 
 #[tokio::test]
 async fn refused_stream_from_the_peer_is_retried_for_any_operation() {
     for stack in STACKS {
-        let server = server_for(stack, First::Reset(Wire::REFUSED_STREAM)).await;
-        let outcome = invoke(
-            sdk_client(stack, &server),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::Reset(Wire::REFUSED_STREAM),
             TransportErrorClassifier::new(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::transient_error()],
-            "{stack:?}"
-        );
-        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
     }
 }
 
 #[tokio::test]
 async fn enhance_your_calm_is_a_throttling_retry_for_idempotent_operations_only() {
     for stack in STACKS {
-        let server = server_for(stack, First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
-        let outcome = invoke(
-            sdk_client(stack, &server),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::Reset(Wire::ENHANCE_YOUR_CALM),
             TransportErrorClassifier::idempotent(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::throttling_error()],
-            "{stack:?}"
-        );
+        assert_retried_once(&outcome, &server, RetryAction::throttling_error(), stack);
 
-        let server = server_for(stack, First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
-        let outcome = invoke(
-            sdk_client(stack, &server),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::Reset(Wire::ENHANCE_YOUR_CALM),
             TransportErrorClassifier::new(),
         )
         .await;
         assert_reset(outcome.error(), Reason::ENHANCE_YOUR_CALM);
-        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
-        assert_eq!(server.requests(), 1, "{stack:?}");
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
     }
 }
 
@@ -530,26 +551,14 @@ async fn enhance_your_calm_is_a_throttling_retry_for_idempotent_operations_only(
 /// the classifier forbids it.
 #[tokio::test]
 async fn our_own_refused_stream_is_not_replayed() {
-    let server = Server::h2c(First::BigHeader((16 << 20) + 1024)).await;
-    let url = server.url();
-    let sdk_alone = invoke(
-        sdk_client(Stack::Legacy, &server),
-        &url,
-        vec![],
-        TransientErrorClassifier::<std::io::Error>::new(),
-    )
-    .await;
-    assert!(sdk_alone.result.is_err());
+    let too_big = First::BigHeader((16 << 20) + 1024);
+    let sdk_alone = TransientErrorClassifier::<std::io::Error>::new();
+    let (server, outcome) = attempt(Stack::Legacy, Via::Sdk, too_big, sdk_alone).await;
+    assert!(outcome.result.is_err());
     assert_eq!(server.processed(), 3, "the SDK alone processes it 3 times");
 
-    let server = Server::h2c(First::BigHeader((16 << 20) + 1024)).await;
-    let outcome = invoke(
-        sdk_client(Stack::Legacy, &server),
-        &server.url(),
-        vec![],
-        TransportErrorClassifier::idempotent(),
-    )
-    .await;
+    let classifier = TransportErrorClassifier::idempotent();
+    let (server, outcome) = attempt(Stack::Legacy, Via::Sdk, too_big, classifier).await;
     assert!(outcome.result.is_err());
     assert_eq!(outcome.actions, [RetryAction::RetryForbidden]);
     assert_eq!(server.processed(), 1);
@@ -561,11 +570,10 @@ async fn our_own_refused_stream_is_not_replayed() {
 #[tokio::test]
 async fn a_connector_that_downcasts_to_the_wrong_h2_surfaces_a_go_away() {
     for stack in STACKS {
-        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            ForkConnector::client(Mapping::wrong_h2(stack)),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Fork(Mapping::wrong_h2(stack)),
+            First::GoAway(Wire::NO_ERROR),
             DowncastingClassifier::wrong_h2(stack),
         )
         .await;
@@ -590,21 +598,14 @@ async fn a_connector_that_downcasts_to_the_wrong_h2_surfaces_a_go_away() {
 #[tokio::test]
 async fn the_classifier_retries_a_go_away_the_connector_missed() {
     for stack in STACKS {
-        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            ForkConnector::client(Mapping::wrong_h2(stack)),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Fork(Mapping::wrong_h2(stack)),
+            First::GoAway(Wire::NO_ERROR),
             TransportErrorClassifier::idempotent(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::transient_error()],
-            "{stack:?}"
-        );
-        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
     }
 }
 
@@ -614,40 +615,32 @@ async fn the_classifier_retries_a_go_away_the_connector_missed() {
 #[tokio::test]
 async fn a_patched_fork_retries_a_go_away_with_the_sdks_own_classifiers() {
     for stack in STACKS {
-        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            ForkConnector::client(Mapping::patched(stack)),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Fork(Mapping::patched(stack)),
+            First::GoAway(Wire::NO_ERROR),
             TransientErrorClassifier::<std::io::Error>::new(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::transient_error()],
-            "{stack:?}"
-        );
-        assert_eq!((server.requests(), server.processed()), (2, 1), "{stack:?}");
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
     }
 }
 
 #[tokio::test]
 async fn a_patched_fork_says_enhance_your_calm_is_throttling() {
     for stack in STACKS {
-        let server = Server::h2c(First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
-        let outcome = invoke(
-            ForkConnector::client(Mapping::patched(stack)),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Fork(Mapping::patched(stack)),
+            First::Reset(Wire::ENHANCE_YOUR_CALM),
             TransientErrorClassifier::<std::io::Error>::new(),
         )
         .await;
-        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
-        assert_eq!(
-            outcome.actions,
-            [RetryAction::retryable_error(ErrorKind::ThrottlingError)],
-            "{stack:?}"
+        assert_retried_once(
+            &outcome,
+            &server,
+            RetryAction::retryable_error(ErrorKind::ThrottlingError),
+            stack,
         );
     }
 }
@@ -655,30 +648,25 @@ async fn a_patched_fork_says_enhance_your_calm_is_throttling() {
 #[tokio::test]
 async fn a_patched_fork_with_the_classifier_keeps_a_non_idempotent_go_away() {
     for stack in STACKS {
-        let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-        let outcome = invoke(
-            ForkConnector::client(Mapping::patched(stack)),
-            &server.url(),
-            vec![],
+        let (server, outcome) = attempt(
+            stack,
+            Via::Fork(Mapping::patched(stack)),
+            First::GoAway(Wire::NO_ERROR),
             TransportErrorClassifier::new(),
         )
         .await;
         assert_go_away(outcome.error(), Reason::NO_ERROR);
-        assert_eq!(outcome.actions, [RetryAction::RetryForbidden], "{stack:?}");
-        assert_eq!(server.requests(), 1, "{stack:?}");
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
     }
 }
 
 #[tokio::test]
 async fn a_patched_fork_calls_a_refused_connection_io_and_never_connected() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    drop(listener);
+    let url = support::refused_url();
     for stack in STACKS {
         let outcome = invoke(
             ForkConnector::client(Mapping::patched(stack)),
             &url,
-            vec![],
             TransportErrorClassifier::new(),
         )
         .await;
@@ -694,4 +682,15 @@ async fn a_patched_fork_calls_a_refused_connection_io_and_never_connected() {
             "{stack:?}: a refused connect is safe to retry for any operation"
         );
     }
+}
+
+#[test]
+fn the_classifier_has_the_last_word_over_the_sdks_transient_classifier() {
+    // Classifiers run in ascending priority and a later answer overrides an
+    // earlier one: running after the transient classifier keeps our
+    // throttling (not its transient) and our forbidden.
+    assert!(
+        TransportErrorClassifier::new().priority()
+            > TransientErrorClassifier::<std::io::Error>::priority()
+    );
 }

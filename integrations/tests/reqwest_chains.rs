@@ -62,9 +62,7 @@ macro_rules! reqwest_chains {
 
             #[tokio::test]
             async fn a_refused_connection_is_seen_through_reqwests_error() {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let url = format!("http://{}/", listener.local_addr().unwrap());
-                drop(listener);
+                let url = support::refused_url();
                 let err = post(&url).await;
                 assert!(err.is_connect(), "{err:?}");
                 let verdict = hyper_classify::classify(&err);

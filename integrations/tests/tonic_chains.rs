@@ -94,9 +94,7 @@ macro_rules! tonic_chains {
 
             #[tokio::test]
             async fn a_refused_connection_is_seen_through_a_status() {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let url = format!("http://{}/", listener.local_addr().unwrap());
-                drop(listener);
+                let url = support::refused_url();
                 let status = call(url).await;
                 assert_eq!(status.code(), Code::Unavailable, "{status:?}");
                 let verdict = hyper_classify::classify(&status);

@@ -108,6 +108,14 @@ impl Server {
     }
 }
 
+/// `http://127.0.0.1:PORT/` where nothing listens: connects are refused.
+pub fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let url = format!("http://{}/", listener.local_addr().expect("an address"));
+    drop(listener);
+    url
+}
+
 /// Asserts that the facade reads `err`'s chain as a GOAWAY the peer sent with
 /// `reason`.
 pub fn assert_go_away(err: &(dyn Error + 'static), reason: hyper_classify::Reason) -> Verdict {
