@@ -1,20 +1,25 @@
 //! A real h2 server that counts what it processes, and misbehaves on
 //! schedule: drains with GOAWAY, refuses streams, closes TCP connections.
 //!
-//! Requests carry an `x-request-id` header; the [`Ledger`] counts how many
-//! times each id was processed, so a duplicate is visible.
+//! Requests carry an `x-request-id` header. The [`Ledger`] counts, per id,
+//! the heads it saw, the requests that arrived whole and the times it
+//! processed one, so a duplicate is visible and so is a request that was
+//! cut off. When a request counts as processed is the server's kind
+//! ([`ActsOn`]): once it arrived whole, as almost every server does, or on
+//! its HEADERS alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use h2::server;
+use h2::server::{self, SendResponse};
 pub use h2::Reason as H2Reason;
 use h2::Reason;
-use tokio::net::TcpListener;
+use h2::RecvStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// When the server misbehaves.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +40,8 @@ pub struct Chaos {
     /// stream, reason)` and close the connection once it is flushed (h2's
     /// abrupt shutdown): a single-phase GOAWAY mid-flight.
     pub shut_down_every: Option<(usize, Reason)>,
+    /// When a request counts as processed.
+    pub acts_on: ActsOn,
 }
 
 impl Default for Chaos {
@@ -45,15 +52,41 @@ impl Default for Chaos {
             close_at_streams: &[],
             reset_everything: None,
             shut_down_every: None,
+            acts_on: ActsOn::CompleteRequest,
         }
     }
+}
+
+/// When a server counts a request as processed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActsOn {
+    /// Once the whole request has arrived (`END_STREAM` received, the body
+    /// read without error), as almost every server does: a request whose
+    /// body was cut off is never processed.
+    #[default]
+    CompleteRequest,
+    /// As soon as the HEADERS arrive, before the body is read (RFC 9113
+    /// §8.1 allows it): it answers at once and reads the body afterwards.
+    Headers,
+}
+
+/// What the server saw of one request id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Streams that carried this id's HEADERS (refused ones included).
+    pub heads: u32,
+    /// Of those, how many arrived whole: `END_STREAM` received and the
+    /// body read without error.
+    pub complete: u32,
+    /// How many times it was processed (see [`ActsOn`]).
+    pub processed: u32,
 }
 
 /// What the server saw and did.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// How many times each request id (`x-request-id`) was processed.
-    pub processed: Mutex<HashMap<u64, u32>>,
+    /// What was seen of each request id (`x-request-id`).
+    requests: Mutex<HashMap<u64, Seen>>,
     /// Streams opened by clients.
     pub streams: AtomicUsize,
     /// Connections accepted.
@@ -69,22 +102,43 @@ pub struct Ledger {
 impl Ledger {
     /// Request ids processed more than once.
     pub fn duplicates(&self) -> Vec<u64> {
-        let processed = self.processed.lock().unwrap();
-        processed
+        let requests = self.requests.lock().unwrap();
+        let mut ids: Vec<u64> = requests
             .iter()
-            .filter(|(_, n)| **n > 1)
+            .filter(|(_, seen)| seen.processed > 1)
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// How many times request `id` was processed.
     pub fn times_processed(&self, id: u64) -> u32 {
-        self.processed
+        self.seen(id).processed
+    }
+
+    /// What was seen of request `id`.
+    pub fn seen(&self, id: u64) -> Seen {
+        self.requests
             .lock()
             .unwrap()
             .get(&id)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    /// Heads that never became a complete request (cut off, reset or
+    /// refused), over all ids.
+    pub fn incomplete(&self) -> u64 {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .values()
+            .map(|seen| u64::from(seen.heads - seen.complete))
+            .sum()
+    }
+
+    fn record(&self, id: u64, update: impl FnOnce(&mut Seen)) {
+        update(self.requests.lock().unwrap().entry(id).or_default());
     }
 }
 
@@ -99,6 +153,58 @@ pub fn serve_on(listener: TcpListener, chaos: Chaos) -> Arc<Ledger> {
     let ledger = Arc::new(Ledger::default());
     tokio::spawn(run(listener, chaos, ledger.clone()));
     ledger
+}
+
+/// Starts an HTTP/1.1 backend on 127.0.0.1 that counts what it receives in
+/// a [`Ledger`]: a request is processed once it arrived whole (its body
+/// read to the end). Put a proxy (nginx, haproxy) in front of it to test a
+/// real HTTP/2 peer with an honest count.
+pub async fn serve_http1() -> (SocketAddr, Arc<Ledger>) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let shared = ledger.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            shared.connections.fetch_add(1, Ordering::SeqCst);
+            let _ = tcp.set_nodelay(true);
+            let ledger = shared.clone();
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let ledger = ledger.clone();
+                async move {
+                    ledger.streams.fetch_add(1, Ordering::SeqCst);
+                    let id = request_id(request.headers());
+                    ledger.record(id, |seen| seen.heads += 1);
+                    if request.into_body().collect().await.is_ok() {
+                        ledger.record(id, |seen| {
+                            seen.complete += 1;
+                            seen.processed += 1;
+                        });
+                    }
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from_static(
+                        b"done",
+                    ))))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (addr, ledger)
+}
+
+/// The request's `x-request-id`, or `u64::MAX` without one.
+fn request_id(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// Binds `addr` only after `delay`, then serves: a sidecar proxy that
@@ -116,63 +222,99 @@ pub fn serve_late(addr: SocketAddr, delay: Duration, chaos: Chaos) -> Arc<Ledger
     ledger
 }
 
-async fn run(listener: TcpListener, chaos: Chaos, shared: Arc<Ledger>) {
-    let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
-    {
-        while let Ok((tcp, _)) = listener.accept().await {
-            shared.connections.fetch_add(1, Ordering::SeqCst);
-            let (ledger, seen) = (shared.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(mut conn) = server::handshake(tcp).await else {
-                    return;
-                };
-                let mut accepted = 0;
-                while let Some(Ok((request, mut respond))) = conn.accept().await {
-                    accepted += 1;
-                    let nth = ledger.streams.fetch_add(1, Ordering::SeqCst) + 1;
-                    if let Some(reason) = chaos.reset_everything {
-                        respond.send_reset(reason);
-                        continue;
-                    }
-                    let id: u64 = request
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok()?.parse().ok())
-                        .unwrap_or(u64::MAX);
-                    let divisor = chaos.refuse_ids_divisible_by;
-                    if divisor > 0 && id % divisor == 0 && seen.lock().unwrap().insert(id) {
-                        ledger.refused.fetch_add(1, Ordering::SeqCst);
-                        respond.send_reset(Reason::REFUSED_STREAM);
-                    } else {
-                        let processed = ledger.clone();
-                        tokio::spawn(async move {
-                            let mut body = request.into_body();
-                            while let Some(Ok(chunk)) = body.data().await {
-                                let _ = body.flow_control().release_capacity(chunk.len());
-                            }
-                            *processed.processed.lock().unwrap().entry(id).or_default() += 1;
-                            let response = http::Response::new(());
-                            if let Ok(mut stream) = respond.send_response(response, false) {
-                                let _ = stream.send_data(Bytes::from_static(b"done"), true);
-                            }
-                        });
-                    }
-                    if let Some((every, reason)) = chaos.shut_down_every {
-                        if accepted == every {
-                            ledger.go_aways.fetch_add(1, Ordering::SeqCst);
-                            conn.abrupt_shutdown(reason);
-                        }
-                    }
-                    if accepted == chaos.go_away_every {
-                        ledger.go_aways.fetch_add(1, Ordering::SeqCst);
-                        conn.graceful_shutdown();
-                    }
-                    if chaos.close_at_streams.contains(&nth) {
-                        ledger.closes.fetch_add(1, Ordering::SeqCst);
-                        return; // drops the connection: TCP close, no GOAWAY
-                    }
-                }
-            });
+async fn run(listener: TcpListener, chaos: Chaos, ledger: Arc<Ledger>) {
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    while let Ok((tcp, _)) = listener.accept().await {
+        ledger.connections.fetch_add(1, Ordering::SeqCst);
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(tcp, chaos, ledger.clone(), seen.clone()));
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    chaos: Chaos,
+    ledger: Arc<Ledger>,
+    refused_once: Arc<Mutex<HashSet<u64>>>,
+) {
+    let Ok(mut conn) = server::handshake(tcp).await else {
+        return;
+    };
+    let mut accepted = 0;
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        accepted += 1;
+        let nth = ledger.streams.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = request_id(request.headers());
+        ledger.record(id, |seen| seen.heads += 1);
+        if let Some(reason) = chaos.reset_everything {
+            respond.send_reset(reason);
+        } else {
+            let divisor = chaos.refuse_ids_divisible_by;
+            if divisor > 0 && id % divisor == 0 && refused_once.lock().unwrap().insert(id) {
+                ledger.refused.fetch_add(1, Ordering::SeqCst);
+                respond.send_reset(Reason::REFUSED_STREAM);
+            } else {
+                tokio::spawn(process(request, respond, id, chaos.acts_on, ledger.clone()));
+            }
+        }
+        if let Some((every, reason)) = chaos.shut_down_every {
+            if accepted == every {
+                ledger.go_aways.fetch_add(1, Ordering::SeqCst);
+                conn.abrupt_shutdown(reason);
+            }
+        }
+        if accepted == chaos.go_away_every {
+            ledger.go_aways.fetch_add(1, Ordering::SeqCst);
+            conn.graceful_shutdown();
+        }
+        if chaos.close_at_streams.contains(&nth) {
+            ledger.closes.fetch_add(1, Ordering::SeqCst);
+            return; // drops the connection: TCP close, no GOAWAY
         }
     }
+}
+
+/// Reads, counts and answers one request, acting when `acts_on` says.
+async fn process(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    id: u64,
+    acts_on: ActsOn,
+    ledger: Arc<Ledger>,
+) {
+    let answer = |respond: &mut SendResponse<Bytes>| {
+        if let Ok(mut stream) = respond.send_response(http::Response::new(()), false) {
+            let _ = stream.send_data(Bytes::from_static(b"done"), true);
+        }
+    };
+    if acts_on == ActsOn::Headers {
+        ledger.record(id, |seen| seen.processed += 1);
+        answer(&mut respond);
+    }
+    let complete = read_whole_body(request.into_body()).await;
+    if complete {
+        ledger.record(id, |seen| {
+            seen.complete += 1;
+            if acts_on == ActsOn::CompleteRequest {
+                seen.processed += 1;
+            }
+        });
+        if acts_on == ActsOn::CompleteRequest {
+            answer(&mut respond);
+        }
+    }
+}
+
+/// Reads a request body to its end; whether it ended cleanly (`END_STREAM`
+/// received, no reset or connection error on the way).
+async fn read_whole_body(mut body: RecvStream) -> bool {
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(chunk) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            Err(_) => return false,
+        }
+    }
+    body.trailers().await.is_ok()
 }

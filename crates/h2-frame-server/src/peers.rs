@@ -59,6 +59,32 @@ impl Peer {
     /// Starts nginx with `server_directives` inside its `server { }` block
     /// (the listen line and a `location / { return 200 "ok"; }` are added).
     pub fn nginx(binary: &Path, server_directives: &str) -> io::Result<Peer> {
+        Peer::nginx_with(binary, server_directives, "", "return 200 \"ok\\n\";")
+    }
+
+    /// Starts nginx with `server_directives`, proxying every request to the
+    /// HTTP/1.1 server at `backend` over kept-alive connections. nginx reads
+    /// a request's whole body before it proxies it.
+    pub fn nginx_proxy(
+        binary: &Path,
+        server_directives: &str,
+        backend: SocketAddr,
+    ) -> io::Result<Peer> {
+        Peer::nginx_with(
+            binary,
+            server_directives,
+            &format!("upstream backend {{ server {backend}; keepalive 64; }}"),
+            "proxy_pass http://backend; proxy_http_version 1.1; \
+             proxy_set_header Connection \"\";",
+        )
+    }
+
+    fn nginx_with(
+        binary: &Path,
+        server_directives: &str,
+        http_directives: &str,
+        location: &str,
+    ) -> io::Result<Peer> {
         let (dir, addr) = workspace("nginx")?;
         let conf = format!(
             "worker_processes 1;\n\
@@ -72,10 +98,11 @@ impl Peer {
                fastcgi_temp_path {dir}/fastcgi;\n\
                uwsgi_temp_path {dir}/uwsgi;\n\
                scgi_temp_path {dir}/scgi;\n\
+               {http_directives}\n\
                server {{\n\
                  listen {addr} http2;\n\
                  {server_directives}\n\
-                 location / {{ return 200 \"ok\\n\"; }}\n\
+                 location / {{ {location} }}\n\
                }}\n\
              }}\n",
             dir = dir.display(),
