@@ -10,7 +10,7 @@ use crate::text::{contains_any, starts_with_any};
 /// How much of a connector error's text is read: enough for its leading
 /// words, short of the ": cause" hyper 0.14 appends.
 const CONNECTOR_PREFIX: usize = 16;
-use crate::{Backend, Cause, Chain, Verdict, View};
+use crate::{Backend, Cause, Chain, Verdict, View, WithRequestBody};
 
 /// Classifies errors with a chosen set of [`Backend`]s.
 ///
@@ -56,7 +56,7 @@ impl<'b> Classifier<'b> {
     /// [`MAX_LINKS`](crate::MAX_LINKS) links.
     pub fn classify(&self, err: &(dyn Error + 'static)) -> Verdict {
         let evidence = self.gather(err);
-        let verdict = decide(&evidence);
+        let verdict = decide(&evidence).for_body(evidence.body);
         if verdict.cause() != (Cause::Unrecognized { h2_shaped: false }) {
             return verdict;
         }
@@ -96,6 +96,9 @@ impl<'b> Classifier<'b> {
             }
             if let Some(io) = link.downcast_ref::<io::Error>() {
                 evidence.add_io(io.kind());
+            }
+            if let Some(marked) = link.downcast_ref::<WithRequestBody>() {
+                evidence.body = marked.body();
             }
             #[cfg(feature = "tokio")]
             if link.is::<tokio::time::error::Elapsed>() {

@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::view::{H2Frame, H2View, HyperView};
-use crate::{Cause, ConnectKind, Initiator, Pace, Reason, RetrySafety, Verdict};
+use crate::{Cause, ConnectKind, Initiator, Pace, Reason, RequestBody, RetrySafety, Verdict};
 
 /// Everything the walk found in one error chain.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,6 +24,9 @@ pub(crate) struct Evidence {
     pub(crate) invalid_url: bool,
     /// A backend recognised a link (a hyper or h2 error).
     pub(crate) client_error: bool,
+    /// What the request's body was, if a link said
+    /// ([`WithRequestBody`](crate::WithRequestBody)).
+    pub(crate) body: RequestBody,
 }
 
 impl Evidence {

@@ -45,6 +45,7 @@
 
 #![deny(missing_docs)]
 
+mod body;
 mod chain;
 mod classifier;
 mod decide;
@@ -55,6 +56,7 @@ mod text;
 mod verdict;
 mod view;
 
+pub use body::{RequestBody, WithRequestBody};
 pub use chain::{Chain, MAX_LINKS};
 pub use classifier::Classifier;
 pub use reason::Reason;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::Reason;
+use crate::{Reason, RequestBody};
 
 /// The answer to "should this failed request be retried, and is it safe to?".
 ///
@@ -75,6 +75,70 @@ impl Verdict {
             Cause::GoAway { reason, .. } | Cause::StreamReset { reason, .. }
                 if reason == Reason::HTTP_1_1_REQUIRED
         )
+    }
+    /// The verdict for a request whose body was as `body` when the client
+    /// dispatched it.
+    ///
+    /// A peer's `GOAWAY` usually fails only streams the server never
+    /// processed (those above its `last_stream_id`), but hyper (0.14 and 1,
+    /// `proto/h2/client.rs`) also fails a request with it when the GOAWAY
+    /// arrives between `send_request` and the dispatcher's next
+    /// `poll_ready`: that request's HEADERS are already queued, but its
+    /// body is never piped, so `END_STREAM` never leaves. Only a request
+    /// whose HEADERS carried `END_STREAM` (an empty body) can have reached
+    /// the server whole that way; one with a body never did, and any
+    /// method may be replayed. Every other verdict is returned as it is.
+    ///
+    /// A server that acts on a request's HEADERS before its body has
+    /// arrived is outside this promise.
+    ///
+    /// ```
+    /// use classify_core::{Cause, Initiator, Pace, Reason, RequestBody, RetrySafety, Verdict};
+    ///
+    /// let go_away = Verdict::new(
+    ///     Cause::GoAway { reason: Reason::NO_ERROR, initiator: Initiator::Remote },
+    ///     RetrySafety::IdempotentOnly,
+    ///     Pace::Immediate,
+    /// );
+    /// assert_eq!(go_away.for_body(RequestBody::NonEmpty).safety(), RetrySafety::AnyRequest);
+    /// assert_eq!(go_away.for_body(RequestBody::Empty).safety(), RetrySafety::IdempotentOnly);
+    /// ```
+    pub const fn for_body(self, body: RequestBody) -> Verdict {
+        match (self.cause, self.safety, body) {
+            (
+                Cause::GoAway {
+                    initiator: Initiator::Remote,
+                    ..
+                },
+                RetrySafety::IdempotentOnly,
+                RequestBody::NonEmpty,
+            ) => Verdict::new(self.cause, RetrySafety::AnyRequest, self.pace),
+            _ => self,
+        }
+    }
+
+    /// Whether the request was turned away without being processed and the
+    /// server is fine: a draining `GOAWAY(NO_ERROR)` or `REFUSED_STREAM`
+    /// from the peer, or a request handed back unsent. Such a retry adds no
+    /// load to a struggling server.
+    pub fn is_refusal(&self) -> bool {
+        self.pace == Pace::Immediate
+            && !self.requires_http1()
+            && matches!(
+                self.cause,
+                Cause::GoAway { .. } | Cause::StreamReset { .. } | Cause::NotSent
+            )
+    }
+
+    /// Whether the request certainly never reached the server's application:
+    /// a retry is safe for any request, and the cause is a refusal or a
+    /// request handed back (not a failed connect).
+    pub fn is_never_processed(&self) -> bool {
+        matches!(self.safety, RetrySafety::AnyRequest)
+            && matches!(
+                self.cause,
+                Cause::GoAway { .. } | Cause::StreamReset { .. } | Cause::NotSent
+            )
     }
 }
 

@@ -90,9 +90,13 @@ impl<B: HttpBody + Unpin> HttpBody for NotReplayable<B> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HttpReplay;
 
-impl<B: ReplayBody> Replay<Request<B>> for HttpReplay {
+impl<B: ReplayBody + HttpBody> Replay<Request<B>> for HttpReplay {
     fn facts(&self, req: &Request<B>) -> RequestFacts {
-        http_request_facts!(req, replayable = req.body().try_replay().is_some())
+        http_request_facts!(
+            req,
+            replayable = req.body().try_replay().is_some(),
+            end_stream = req.body().is_end_stream()
+        )
     }
 
     fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {
@@ -125,7 +129,7 @@ impl LegacyPolicy {
 
 impl<B, Res, E> tower::retry::Policy<Request<B>, Res, E> for LegacyPolicy
 where
-    B: ReplayBody,
+    B: ReplayBody + HttpBody,
     E: Error + 'static,
 {
     type Future = Pin<Box<dyn Future<Output = Self> + Send>>;

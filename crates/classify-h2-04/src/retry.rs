@@ -79,9 +79,13 @@ impl<B: Body + Unpin> Body for NotReplayable<B> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HttpReplay;
 
-impl<B: ReplayBody> Replay<Request<B>> for HttpReplay {
+impl<B: ReplayBody + Body> Replay<Request<B>> for HttpReplay {
     fn facts(&self, req: &Request<B>) -> RequestFacts {
-        http_request_facts!(req, replayable = req.body().try_replay().is_some())
+        http_request_facts!(
+            req,
+            replayable = req.body().try_replay().is_some(),
+            end_stream = req.body().is_end_stream()
+        )
     }
 
     fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {

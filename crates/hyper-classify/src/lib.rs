@@ -70,8 +70,8 @@ compile_error!(
 use std::error::Error;
 
 pub use classify_core::{
-    Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RetrySafety, Verdict,
-    MAX_LINKS,
+    Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RequestBody,
+    RetrySafety, Verdict, WithRequestBody, MAX_LINKS,
 };
 
 /// The hyper 0.14 / h2 0.3 backend and the versions it reads.

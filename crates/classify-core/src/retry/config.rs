@@ -11,10 +11,12 @@ use super::InvalidConfig;
 /// | setting | default |
 /// |---|---|
 /// | [`max_attempts`](RetryConfig::max_attempts) | 3, the first one included |
+/// | [`max_refusals`](RetryConfig::max_refusals) | 10 more sends of a request the server turned away |
 /// | [`backoff`](RetryConfig::backoff) | 50 ms base, doubling, full jitter |
 /// | [`throttled_backoff`](RetryConfig::throttled_backoff) | 1 s base, doubling, at least half of it |
 /// | [`max_backoff`](RetryConfig::max_backoff) | 20 s |
 /// | [`deadline`](RetryConfig::deadline) | none |
+/// | [`attempt_timeout`](RetryConfig::attempt_timeout) | 30 s to the response head (the layer only) |
 /// | [`startup_grace`](RetryConfig::startup_grace) | 5 s |
 /// | [`budget`](RetryConfig::budget) | 20% of requests, plus 10 retries a second, over 10 s |
 ///
@@ -32,10 +34,12 @@ use super::InvalidConfig;
 #[derive(Clone, Debug)]
 pub struct RetryConfig {
     pub(crate) max_attempts: u32,
+    pub(crate) max_refusals: u32,
     pub(crate) backoff: Duration,
     pub(crate) throttled_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) deadline: Option<Duration>,
+    pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) startup_grace: Duration,
     pub(crate) budget: Option<RetryBudget>,
 }
@@ -44,10 +48,12 @@ impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
             max_attempts: 3,
+            max_refusals: 10,
             backoff: Duration::from_millis(50),
             throttled_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(20),
             deadline: None,
+            attempt_timeout: Some(Duration::from_secs(30)),
             startup_grace: Duration::from_secs(5),
             budget: Some(RetryBudget::default()),
         }
@@ -55,11 +61,27 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// How many attempts a request gets, the first one included. Immediate
-    /// retries of unprocessed requests and startup-grace retries do not
-    /// count. Must be at least 1.
+    /// How many attempts a request gets, the first one included. Retries
+    /// after a refusal (see [`max_refusals`](Self::max_refusals)) and
+    /// startup-grace retries do not count. Must be at least 1.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
+        self
+    }
+
+    /// How many more times a request is sent after the server turned it
+    /// away: a draining `GOAWAY(NO_ERROR)`, `REFUSED_STREAM`, a request
+    /// handed back unsent, or a peer's `GOAWAY` on a request with a body
+    /// (which it never processed, whatever the code). The first such retry
+    /// is immediate and free of the budget; the others back off and draw on
+    /// the budget. None counts against
+    /// [`max_attempts`](Self::max_attempts): a request the server keeps
+    /// turning away while it processes others is not given up after three
+    /// tries. A refusal of a request that may have been processed (a
+    /// `GOAWAY` on a bodiless request) is retried only if the request is
+    /// idempotent. 0 turns these retries off.
+    pub fn max_refusals(mut self, refusals: u32) -> Self {
+        self.max_refusals = refusals;
         self
     }
 
@@ -88,6 +110,21 @@ impl RetryConfig {
     /// How long a request may take in all, its retries and waits included.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// How long one attempt may wait for its response head before it is
+    /// given up as a [`Cause::Timeout`](crate::Cause::Timeout) (retried for
+    /// idempotent requests only: nothing says whether the server processed
+    /// it), or `None` to wait as long as the connection lives.
+    ///
+    /// The default, 30 s, keeps a request from waiting forever on a
+    /// connection that stopped making progress without failing. Raise it
+    /// for long polls. The [`RetryLayer`](super::RetryLayer) applies it; a
+    /// tower `Retry` with [`ClassifyPolicy`](super::ClassifyPolicy) needs
+    /// tower's own `Timeout` layer inside it.
+    pub fn attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.attempt_timeout = timeout;
         self
     }
 

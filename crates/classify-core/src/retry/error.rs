@@ -19,6 +19,9 @@ pub enum StopReason {
     RequiresHttp1,
     /// Every attempt was used.
     AttemptsExhausted,
+    /// The server refused the request, unprocessed, every time it was sent
+    /// again, [`max_refusals`](super::RetryConfig::max_refusals) times.
+    RefusalsExhausted,
     /// The retry budget shared by this client's requests is spent.
     BudgetExhausted,
     /// The request's overall deadline passed, or the next wait would pass it.
@@ -37,6 +40,9 @@ impl fmt::Display for StopReason {
             }
             StopReason::RequiresHttp1 => "the server requires HTTP/1.1 for this request",
             StopReason::AttemptsExhausted => "every attempt was used",
+            StopReason::RefusalsExhausted => {
+                "the server refused the request, unprocessed, every time it was sent again"
+            }
             StopReason::BudgetExhausted => "the retry budget is exhausted",
             StopReason::DeadlineExceeded => "the request's deadline passed",
         })
@@ -66,8 +72,9 @@ pub struct RetryError<E> {
 }
 
 impl<E> RetryError<E> {
-    /// A final error. `source` is `None` only when the deadline cut an
-    /// attempt short.
+    /// A final error. `source` is `None` only when the last attempt was
+    /// cut short by the deadline or the attempt timeout; its verdict then
+    /// says [`Cause::Timeout`](crate::Cause::Timeout).
     pub fn new(
         reason: StopReason,
         verdict: Option<Verdict>,
@@ -102,6 +109,12 @@ impl<E> RetryError<E> {
         self.reason == StopReason::BudgetExhausted
     }
 
+    /// Whether the last attempt was cut short by the deadline or the
+    /// attempt timeout (it then has no error of its own).
+    pub fn is_timeout(&self) -> bool {
+        self.source.is_none()
+    }
+
     /// The last attempt's error.
     pub fn last_error(&self) -> Option<&E> {
         self.source.as_ref()
@@ -121,8 +134,9 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
             "request failed after {} attempt{s} ({})",
             self.attempts, self.reason
         )?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        match &self.source {
+            Some(source) => write!(f, ": {source}")?,
+            None => f.write_str(": the attempt timed out")?,
         }
         Ok(())
     }

@@ -7,11 +7,16 @@
 //!   replayed only if it is idempotent (by method, by an `Idempotency-Key`
 //!   header, or on the caller's word); one it never processed
 //!   (`REFUSED_STREAM`, handed back unsent, a failed connect) may be replayed
-//!   whatever its method; a body that cannot be replayed is never retried, and the
-//!   error says so;
-//! - **one free immediate retry** on a [`Pace::Immediate`](crate::Pace)
-//!   verdict (a draining GOAWAY, `REFUSED_STREAM`, handed back unsent),
-//!   outside the attempt count and the budget, as gRPC's transparent retry;
+//!   whatever its method; so may one the peer's `GOAWAY` failed when it had
+//!   a body (see [`Verdict::for_body`](crate::Verdict::for_body)); a body
+//!   that cannot be replayed is never retried, and the error says so;
+//! - **one free immediate retry** after a refusal (a draining GOAWAY,
+//!   `REFUSED_STREAM`, handed back unsent), outside the budget, as gRPC's
+//!   transparent retry; it costs an attempt only when the request may have
+//!   been processed;
+//! - **refusal streaks**: a request the server never processed is sent
+//!   again up to [`RetryConfig::max_refusals`] times, with backoff, from the
+//!   budget, whatever `max_attempts` says;
 //! - **exponential backoff with full jitter**, a longer one when the peer
 //!   says it is overloaded (`ENHANCE_YOUR_CALM`), a cap, and an overall
 //!   deadline;
@@ -49,11 +54,12 @@ pub use stats::RetryStats;
 pub struct Idempotent;
 
 /// The [`RequestFacts`] of an `http::Request` of any `http` version (0.2 or
-/// 1, whose request APIs are the same), given whether its body replays.
-/// Written once here; each backend expands it against its own `http`.
+/// 1, whose request APIs are the same), given whether its body replays and
+/// its `is_end_stream()`. Written once here; each backend expands it
+/// against its own `http`.
 #[macro_export]
 macro_rules! http_request_facts {
-    ($req:expr, replayable = $replayable:expr) => {{
+    ($req:expr, replayable = $replayable:expr, end_stream = $end_stream:expr) => {{
         let req = $req;
         $crate::retry::RequestFacts::new(
             req.method().as_str(),
@@ -65,6 +71,7 @@ macro_rules! http_request_facts {
                 .is_some(),
         )
         .replayable($replayable)
+        .body($crate::RequestBody::from_end_stream($end_stream))
     }};
 }
 

@@ -11,7 +11,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use super::stats::Counters;
 use super::{InvalidConfig, RetryConfig, RetryError, RetryStats, StopReason};
-use crate::{Cause, Classifier, Pace, RetrySafety, Verdict};
+use crate::{Cause, Classifier, Pace, RequestBody, RetrySafety, Verdict};
 
 /// A retry policy: when to retry a failed request, after how long, and
 /// whether it is safe to.
@@ -55,16 +55,27 @@ impl fmt::Debug for RetryPolicy {
 pub struct RequestFacts {
     idempotent: bool,
     replayable: bool,
+    body: RequestBody,
 }
 
 impl RequestFacts {
-    /// A replayable request with this method; `has_idempotency_key` is
-    /// whether it carries an `Idempotency-Key` header.
+    /// A replayable request with this method and no body;
+    /// `has_idempotency_key` is whether it carries an `Idempotency-Key`
+    /// header.
     pub fn new(method: &str, has_idempotency_key: bool) -> Self {
         RequestFacts {
             idempotent: is_idempotent_method(method) || has_idempotency_key,
             replayable: true,
+            body: RequestBody::Empty,
         }
+    }
+
+    /// What followed the request's head (see
+    /// [`Verdict::for_body`](crate::Verdict::for_body)): a peer's `GOAWAY`
+    /// on a request with a body means it was never processed.
+    pub fn body(mut self, body: RequestBody) -> Self {
+        self.body = body;
+        self
     }
 
     /// Marks the request idempotent on the caller's word (or not).
@@ -83,6 +94,16 @@ impl RequestFacts {
     pub fn is_idempotent(&self) -> bool {
         self.idempotent
     }
+
+    /// Whether its body can be sent again.
+    pub fn is_replayable(&self) -> bool {
+        self.replayable
+    }
+
+    /// What followed its head.
+    pub fn body_kind(&self) -> RequestBody {
+        self.body
+    }
 }
 
 /// Whether `method` is idempotent by RFC 9110 §9.2.2.
@@ -93,6 +114,21 @@ pub fn is_idempotent_method(method: &str) -> bool {
     )
 }
 
+/// Which budget a retry is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryKind {
+    /// The one free immediate retry after a refusal.
+    Free,
+    /// A further retry of a request the server never processed: bounded by
+    /// [`RetryConfig::max_refusals`], the budget and the deadline, not by
+    /// the attempt count.
+    Refusal,
+    /// A connect error within the startup grace.
+    Grace,
+    /// Any other retry: an attempt, taken from the budget.
+    Counted,
+}
+
 /// One request's progress through its retries.
 #[derive(Clone, Debug)]
 pub struct RetryState {
@@ -100,8 +136,9 @@ pub struct RetryState {
     started: Instant,
     sent: u32,
     counted: u32,
+    refusals: u32,
     backoffs: u32,
-    transparent_used: bool,
+    free_retry_used: bool,
 }
 
 impl RetryState {
@@ -189,8 +226,9 @@ impl RetryPolicy {
             started: Instant::now(),
             sent: 1,
             counted: 1,
+            refusals: 0,
             backoffs: 0,
-            transparent_used: false,
+            free_retry_used: false,
         }
     }
 
@@ -198,6 +236,17 @@ impl RetryPolicy {
     /// retry if there is one (the caller then waits and sends again).
     pub fn on_error(&self, state: &mut RetryState, err: &(dyn Error + 'static)) -> Decision {
         let verdict = self.shared.classifier.classify(err);
+        self.on_verdict(state, verdict)
+    }
+
+    /// Decides what to do after an attempt ran past
+    /// [`RetryConfig::attempt_timeout`]: a timeout, which may have been
+    /// processed.
+    pub fn on_attempt_timeout(&self, state: &mut RetryState) -> Decision {
+        self.on_verdict(state, ATTEMPT_TIMED_OUT)
+    }
+
+    fn on_verdict(&self, state: &mut RetryState, verdict: Verdict) -> Decision {
         let decision = self.decide(state, verdict, Instant::now());
         match decision {
             Decision::Retry { delay, verdict } => tracing::debug!(
@@ -216,58 +265,95 @@ impl RetryPolicy {
 
     fn decide(&self, state: &mut RetryState, verdict: Verdict, now: Instant) -> Decision {
         let config = &self.shared.config;
+        let verdict = verdict.for_body(state.facts.body);
         let stop = |reason| Decision::Stop { reason, verdict };
+        // Before safety: a POST answered with HTTP_1_1_REQUIRED needs
+        // HTTP/1.1, whether or not it is idempotent.
+        if verdict.requires_http1() {
+            return stop(StopReason::RequiresHttp1);
+        }
         match verdict.safety() {
             RetrySafety::AnyRequest => {}
             RetrySafety::IdempotentOnly if state.facts.idempotent => {}
             RetrySafety::IdempotentOnly => return stop(StopReason::NotIdempotent),
             _ => return stop(StopReason::NotRetryable),
         }
-        if verdict.requires_http1() {
-            return stop(StopReason::RequiresHttp1);
-        }
         if !state.facts.replayable {
             return stop(StopReason::BodyNotReplayable);
         }
 
-        // Once per request, like gRPC's transparent retry: the server never
-        // saw it, so it costs neither an attempt nor budget.
-        let transparent = verdict.pace() == Pace::Immediate && !state.transparent_used;
-        // A request that reached nobody: a failed connect, or one hyper
-        // handed back while its connection was still being made.
-        let reached_nobody = matches!(verdict.cause(), Cause::Connect(_) | Cause::NotSent);
-        let grace =
-            reached_nobody && now.saturating_duration_since(state.started) < config.startup_grace;
-        let delay = if transparent {
-            state.transparent_used = true;
-            Duration::ZERO
-        } else {
-            if !grace && state.counted >= config.max_attempts {
-                return stop(StopReason::AttemptsExhausted);
+        let kind = self.kind_of(state, verdict, now);
+        let delay = match kind {
+            RetryKind::Free | RetryKind::Refusal if state.refusals >= config.max_refusals => {
+                return stop(StopReason::RefusalsExhausted)
             }
-            self.backoff(verdict.pace(), state.backoffs)
+            RetryKind::Free => Duration::ZERO,
+            RetryKind::Counted if state.counted >= config.max_attempts => {
+                return stop(StopReason::AttemptsExhausted)
+            }
+            // A refusal streak backs off like a transient error: the server
+            // is up, but it keeps turning this request away.
+            RetryKind::Refusal if verdict.pace() == Pace::Immediate => {
+                self.backoff(Pace::Backoff, state.backoffs)
+            }
+            _ => self.backoff(verdict.pace(), state.backoffs),
         };
         if let Some(deadline) = config.deadline {
-            if now + delay >= state.started + deadline {
+            let deadline = state.started.checked_add(deadline);
+            if deadline.is_some_and(|deadline| now + delay >= deadline) {
                 return stop(StopReason::DeadlineExceeded);
             }
         }
-        if !transparent && !grace {
+        if matches!(kind, RetryKind::Refusal | RetryKind::Counted) {
             if let Some(budget) = &self.shared.budget {
                 if !budget.withdraw() {
                     return stop(StopReason::BudgetExhausted);
                 }
             }
-            state.counted += 1;
         }
-        if !transparent {
+        match kind {
+            RetryKind::Free => {
+                state.free_retry_used = true;
+                state.refusals += 1;
+            }
+            RetryKind::Refusal => state.refusals += 1,
+            RetryKind::Grace => {}
+            RetryKind::Counted => state.counted += 1,
+        }
+        if kind != RetryKind::Free {
             state.backoffs += 1;
         }
         state.sent += 1;
-        self.shared
-            .counters
-            .retry(verdict.cause(), transparent, grace && !transparent);
+        self.shared.counters.retry(verdict.cause(), kind);
         Decision::Retry { delay, verdict }
+    }
+
+    /// Which kind of retry `verdict` calls for, and so what bounds it.
+    fn kind_of(&self, state: &RetryState, verdict: Verdict, now: Instant) -> RetryKind {
+        let config = &self.shared.config;
+        // A request that reached nobody: a failed connect, or one hyper
+        // handed back while its connection was still being made.
+        let reached_nobody = matches!(verdict.cause(), Cause::Connect(_) | Cause::NotSent);
+        let grace =
+            reached_nobody && now.saturating_duration_since(state.started) < config.startup_grace;
+        if verdict.is_refusal() || verdict.is_never_processed() {
+            // The server turned the request away (a drain, a refused
+            // stream) or never saw it. Safety was checked above; what is
+            // left is load, and a refusal says nothing of the server's
+            // health. So the first retry is free and immediate, like
+            // gRPC's transparent retry; later ones back off and draw on the
+            // budget, bounded by `max_refusals` rather than the attempts.
+            if verdict.is_refusal() && !state.free_retry_used {
+                return RetryKind::Free;
+            }
+            if !grace {
+                return RetryKind::Refusal;
+            }
+        }
+        if grace {
+            return RetryKind::Grace;
+        }
+        RetryKind::Counted
     }
 
     /// The wait before the `(n + 1)`-th backoff retry.
@@ -302,53 +388,58 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let config = &self.shared.config;
         let mut state = self.begin(facts);
+        let deadline = config
+            .deadline
+            .and_then(|deadline| state.started.checked_add(deadline));
         loop {
             let attempt = send();
-            let result = match self.shared.config.deadline {
-                Some(deadline) => {
-                    let until = state.started + deadline;
-                    match tokio::time::timeout_at(until, attempt).await {
-                        Ok(result) => result,
-                        Err(_elapsed) => {
-                            self.shared.counters.stop(StopReason::DeadlineExceeded);
-                            return Err(RetryError::new(
-                                StopReason::DeadlineExceeded,
-                                None,
-                                state.sent,
-                                None,
-                            ));
-                        }
-                    }
+            let attempt_deadline = config
+                .attempt_timeout
+                .and_then(|timeout| Instant::now().checked_add(timeout));
+            let until = match (deadline, attempt_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let result = match until {
+                Some(until) => tokio::time::timeout_at(until, attempt).await.ok(),
+                None => Some(attempt.await),
+            };
+            let (decision, err) = match result {
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(err)) => (self.on_error(&mut state, &err), Some(err)),
+                None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    self.shared.counters.stop(StopReason::DeadlineExceeded);
+                    let verdict = Some(ATTEMPT_TIMED_OUT.for_body(state.facts.body));
+                    let reason = StopReason::DeadlineExceeded;
+                    return Err(RetryError::new(reason, verdict, state.sent, None));
                 }
-                None => attempt.await,
+                None => (self.on_attempt_timeout(&mut state), None),
             };
-            let err = match result {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            match self.on_error(&mut state, &err) {
+            match decision {
                 Decision::Retry { delay, .. } => {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
                 }
                 Decision::Stop { reason, verdict } => {
-                    return Err(RetryError::new(
-                        reason,
-                        Some(verdict),
-                        state.sent,
-                        Some(err),
-                    ));
+                    return Err(RetryError::new(reason, Some(verdict), state.sent, err));
                 }
             }
         }
     }
 }
 
+/// The verdict on an attempt cut short by the attempt timeout: nothing says
+/// whether the server processed it.
+const ATTEMPT_TIMED_OUT: Verdict =
+    Verdict::new(Cause::Timeout, RetrySafety::IdempotentOnly, Pace::Backoff);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::RetryBudget;
     use crate::{ConnectKind, Initiator, Reason};
 
     fn policy(config: RetryConfig) -> RetryPolicy {
@@ -377,6 +468,14 @@ mod tests {
         RetrySafety::AnyRequest,
         Pace::Backoff,
     );
+    const REFUSED_STREAM: Verdict = Verdict::new(
+        Cause::StreamReset {
+            reason: Reason::REFUSED_STREAM,
+            initiator: Initiator::Remote,
+        },
+        RetrySafety::AnyRequest,
+        Pace::Immediate,
+    );
 
     fn is_retry(d: Decision) -> bool {
         matches!(d, Decision::Retry { .. })
@@ -402,28 +501,122 @@ mod tests {
         assert!(is_retry(p.decide(&mut keyed, LOST, Instant::now())));
     }
 
+    const GO_AWAY_MAYBE_PROCESSED: Verdict = Verdict::new(
+        Cause::GoAway {
+            reason: Reason::NO_ERROR,
+            initiator: Initiator::Remote,
+        },
+        RetrySafety::IdempotentOnly,
+        Pace::Immediate,
+    );
+
     #[tokio::test(start_paused = true)]
-    async fn one_immediate_retry_is_free_then_attempts_count() {
-        let p = policy(RetryConfig::default().max_attempts(2));
-        let mut s = p.begin(RequestFacts::new("GET", false));
+    async fn a_refusal_streak_is_bounded_by_max_refusals_not_max_attempts() {
+        let p = policy(RetryConfig::default().max_attempts(2).max_refusals(5));
+        let mut s = p.begin(RequestFacts::new("POST", false));
         let now = Instant::now();
         assert_eq!(
             p.decide(&mut s, GO_AWAY, now),
             Decision::Retry {
                 delay: Duration::ZERO,
                 verdict: GO_AWAY
-            }
+            },
+            "the first refusal is retried at once"
         );
-        assert!(
-            is_retry(p.decide(&mut s, GO_AWAY, now)),
-            "the second uses attempt 2"
-        );
+        for _ in 0..4 {
+            assert!(is_retry(p.decide(&mut s, GO_AWAY, now)));
+        }
         assert_eq!(
             stop_reason(p.decide(&mut s, GO_AWAY, now)),
+            Some(StopReason::RefusalsExhausted)
+        );
+        assert_eq!(s.attempts(), 6);
+        let stats = p.stats();
+        assert_eq!((stats.transparent_retries, stats.refusal_retries), (1, 4));
+        // The streak did not use the attempts: a lost connection may still
+        // be retried once (GETs only).
+        let mut get = p.begin(RequestFacts::new("GET", false));
+        for _ in 0..3 {
+            assert!(is_retry(p.decide(&mut get, REFUSED_STREAM, now)));
+        }
+        assert!(is_retry(p.decide(&mut get, LOST, now)));
+        assert_eq!(
+            stop_reason(p.decide(&mut get, LOST, now)),
             Some(StopReason::AttemptsExhausted)
         );
-        assert_eq!(s.attempts(), 3);
-        assert_eq!(p.stats().transparent_retries, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_go_away_on_a_request_with_a_body_means_it_was_never_processed() {
+        let p = policy(RetryConfig::default().max_attempts(1));
+        let facts = RequestFacts::new("POST", false).body(RequestBody::NonEmpty);
+        let mut with_body = p.begin(facts);
+        let decision = p.decide(&mut with_body, GO_AWAY_MAYBE_PROCESSED, Instant::now());
+        assert_eq!(
+            decision,
+            Decision::Retry {
+                delay: Duration::ZERO,
+                verdict: GO_AWAY
+            }
+        );
+        let mut bodiless = p.begin(RequestFacts::new("POST", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut bodiless, GO_AWAY_MAYBE_PROCESSED, Instant::now())),
+            Some(StopReason::NotIdempotent)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_draining_go_away_on_an_idempotent_request_is_a_refusal_too() {
+        let no_budget = RetryBudget::new(Duration::from_secs(1), 0, 0.0);
+        let p = policy(
+            RetryConfig::default()
+                .max_attempts(1)
+                .budget(Some(no_budget)),
+        );
+        let mut get = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(
+            &mut get,
+            GO_AWAY_MAYBE_PROCESSED,
+            Instant::now()
+        )));
+        assert_eq!(
+            stop_reason(p.decide(&mut get, GO_AWAY_MAYBE_PROCESSED, Instant::now())),
+            Some(StopReason::BudgetExhausted),
+            "only the first is free of the budget"
+        );
+        // max_refusals(0) turns refusal retries off, the free one included.
+        let p = policy(RetryConfig::default().max_refusals(0));
+        let mut get = p.begin(RequestFacts::new("GET", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut get, GO_AWAY_MAYBE_PROCESSED, Instant::now())),
+            Some(StopReason::RefusalsExhausted)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http_1_1_required_is_said_whatever_the_method() {
+        let p = policy(RetryConfig::default());
+        let required = Verdict::new(
+            Cause::GoAway {
+                reason: Reason::HTTP_1_1_REQUIRED,
+                initiator: Initiator::Remote,
+            },
+            RetrySafety::IdempotentOnly,
+            Pace::Immediate,
+        );
+        let mut post = p.begin(RequestFacts::new("POST", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut post, required, Instant::now())),
+            Some(StopReason::RequiresHttp1)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_deadline_does_not_overflow() {
+        let p = policy(RetryConfig::default().deadline(Duration::MAX));
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut s, LOST, Instant::now())));
     }
 
     #[tokio::test(start_paused = true)]
@@ -475,15 +668,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_budget_refuses_and_says_so() {
-        let budget = super::super::RetryBudget::new(Duration::from_secs(1), 0, 0.0);
+        let budget = RetryBudget::new(Duration::from_secs(1), 0, 0.0);
         let p = policy(RetryConfig::default().budget(Some(budget)));
         let mut s = p.begin(RequestFacts::new("GET", false));
         assert_eq!(
             stop_reason(p.decide(&mut s, LOST, Instant::now())),
             Some(StopReason::BudgetExhausted)
         );
-        // A transparent retry costs no budget.
+        // The free retry after a refusal costs no budget; the next refusal does.
         assert!(is_retry(p.decide(&mut s, GO_AWAY, Instant::now())));
+        assert_eq!(
+            stop_reason(p.decide(&mut s, GO_AWAY, Instant::now())),
+            Some(StopReason::BudgetExhausted)
+        );
     }
 
     #[test]
@@ -491,7 +688,7 @@ mod tests {
         let err = RetryPolicy::new(RetryConfig::default().max_attempts(0), Classifier::new(&[]))
             .unwrap_err();
         assert!(err.to_string().contains("max_attempts"));
-        let budget = super::super::RetryBudget::new(Duration::from_secs(0), 1, 0.1);
+        let budget = RetryBudget::new(Duration::from_secs(0), 1, 0.1);
         let err = RetryPolicy::new(
             RetryConfig::default().budget(Some(budget)),
             Classifier::new(&[]),

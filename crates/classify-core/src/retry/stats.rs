@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::policy::RetryKind;
 use super::StopReason;
 use crate::Cause;
 
@@ -34,9 +35,12 @@ counters! {
     attempts,
     /// Retries of every kind.
     retries,
-    /// Free immediate retries (`Pace::Immediate` verdicts); they do not
-    /// count against `max_attempts` or the budget.
+    /// Free immediate retries, one at most per request, after a refusal
+    /// (`Verdict::is_refusal`); they are not taken from the budget.
     transparent_retries,
+    /// Further retries of requests the server never processed, bounded by
+    /// `max_refusals` and the budget rather than `max_attempts`.
+    refusal_retries,
     /// Connect-error retries within the startup grace.
     grace_retries,
     /// Retries after a GOAWAY.
@@ -55,6 +59,9 @@ counters! {
     budget_exhausted,
     /// Requests that failed with every attempt used.
     attempts_exhausted,
+    /// Requests that failed because the server refused them `max_refusals`
+    /// times more.
+    refusals_exhausted,
     /// Requests not replayed because they were not idempotent.
     not_idempotent,
     /// Requests not retried because their body could not be replayed.
@@ -77,14 +84,14 @@ impl Counters {
         Self::bump(&self.attempts);
     }
 
-    pub(crate) fn retry(&self, cause: Cause, transparent: bool, grace: bool) {
+    pub(crate) fn retry(&self, cause: Cause, kind: RetryKind) {
         Self::bump(&self.retries);
         Self::bump(&self.attempts);
-        if transparent {
-            Self::bump(&self.transparent_retries);
-        }
-        if grace {
-            Self::bump(&self.grace_retries);
+        match kind {
+            RetryKind::Free => Self::bump(&self.transparent_retries),
+            RetryKind::Refusal => Self::bump(&self.refusal_retries),
+            RetryKind::Grace => Self::bump(&self.grace_retries),
+            RetryKind::Counted => {}
         }
         let by_cause = match cause {
             Cause::GoAway { .. } => &self.retries_go_away,
@@ -102,6 +109,7 @@ impl Counters {
         Self::bump(match reason {
             StopReason::BudgetExhausted => &self.budget_exhausted,
             StopReason::AttemptsExhausted => &self.attempts_exhausted,
+            StopReason::RefusalsExhausted => &self.refusals_exhausted,
             StopReason::NotIdempotent => &self.not_idempotent,
             StopReason::BodyNotReplayable => &self.body_not_replayable,
             StopReason::NotRetryable => &self.not_retryable,
