@@ -126,6 +126,79 @@ macro_rules! peer_tests {
                 assert!(stats.retries > 0, "{stats:?}");
             }
 
+            /// nginx draining every 100 requests (`GOAWAY(NO_ERROR)` with its
+            /// real `last_stream_id`) in front of a backend that counts every
+            /// request it receives whole: 20,000 GETs and 20,000 POSTs with
+            /// bodies at 64 in flight through the retry layer with its
+            /// defaults. Nothing reaches the caller, and every request is
+            /// processed exactly once.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nginx_draining_every_100_requests_loses_nothing_and_duplicates_nothing() {
+                const EACH: u64 = 20_000;
+                let Some(nginx) = peers::find(Kind::Nginx) else {
+                    return;
+                };
+                let (backend, ledger) = h2_frame_server::ledger::serve_http1().await;
+                let peer = Peer::nginx_proxy(&nginx, "keepalive_requests 100;", backend).unwrap();
+                let policy = retry::policy(RetryConfig::default()).unwrap();
+                let client = retrying::retry_client(policy.clone());
+                let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+                let mut requests = JoinSet::new();
+                for id in 0..2 * EACH {
+                    let (client, url) = (client.clone(), peer.url());
+                    let slot = slots.clone().acquire_owned().await.unwrap();
+                    requests.spawn(async move {
+                        let (method, body) = if id % 2 == 0 {
+                            (stack::Method::POST, &b"order"[..])
+                        } else {
+                            (stack::Method::GET, &b""[..])
+                        };
+                        let request = retrying::request_with_body(method, &url, id, body);
+                        let sent = retrying::send(&client, request);
+                        let result = tokio::time::timeout(Duration::from_secs(20), sent).await;
+                        drop(slot);
+                        (id, result)
+                    });
+                }
+                let mut failed = Vec::new();
+                while let Some(joined) = requests.join_next().await {
+                    match joined.unwrap() {
+                        (_, Ok(Ok(200))) => {}
+                        (id, Ok(result)) => failed.push(format!("{id}: {result:?}")),
+                        (id, Err(_)) => failed.push(format!("{id}: no answer in 20 s")),
+                    }
+                }
+                let stats = policy.stats();
+                let not_once: Vec<(u64, u32)> = (0..2 * EACH)
+                    .map(|id| (id, ledger.times_processed(id)))
+                    .filter(|(_, times)| *times != 1)
+                    .collect();
+                println!(
+                    "nginx drain ({}): {} requests, {} reached the backend, {} retries ({} free, \
+                     {} refusal streak), {} failed, {} not processed exactly once",
+                    stringify!($stack),
+                    2 * EACH,
+                    ledger.streams.load(std::sync::atomic::Ordering::SeqCst),
+                    stats.retries,
+                    stats.transparent_retries,
+                    stats.refusal_retries,
+                    failed.len(),
+                    not_once.len(),
+                );
+                assert!(
+                    failed.is_empty(),
+                    "{} failed, e.g. {:?}",
+                    failed.len(),
+                    &failed[..failed.len().min(5)]
+                );
+                assert!(
+                    not_once.is_empty(),
+                    "(id, times processed): {:?}",
+                    &not_once[..not_once.len().min(20)]
+                );
+                assert!(stats.transparent_retries > 0, "nginx must drain: {stats:?}");
+            }
+
             #[tokio::test]
             async fn nginx_graceful_quit_hands_requests_back_and_then_refuses_connects() {
                 let Some(nginx) = peers::find(Kind::Nginx) else {

@@ -13,7 +13,8 @@ macro_rules! table_rows {
 
             use h2_frame_server::Reason as Wire;
             use hyper_classify::{
-                Cause, Chain, ConnectKind, Initiator, Pace, Reason, RetrySafety::*,
+                Cause, Chain, ConnectKind, Initiator, Pace, Reason, RequestBody, RetrySafety::*,
+                WithRequestBody,
             };
 
             use crate::support::{self, assert_verdict, $stack as stack, Http1Then, KeepAlive};
@@ -58,6 +59,11 @@ macro_rules! table_rows {
                         verdict.requires_http1(),
                         reason == Reason::HTTP_1_1_REQUIRED
                     );
+                    // A request whose body followed its head never reached
+                    // the server whole: any request may be replayed.
+                    let with_body = WithRequestBody::new(err, RequestBody::NonEmpty);
+                    assert_verdict(&with_body, cause, AnyRequest, pace);
+                    assert_eq!(verdict.for_body(RequestBody::Empty), verdict);
                 }
             }
 
@@ -223,6 +229,14 @@ macro_rules! table_rows {
                 let server = support::go_away_then_close().await;
                 let err = stack::h2_get(&server.url()).await.unwrap_err();
                 assert_verdict(&err, Cause::ConnectionLost, IdempotentOnly, Pace::Backoff);
+                // At or below last_stream_id: maybe processed, body or not.
+                let with_body = WithRequestBody::new(err, RequestBody::NonEmpty);
+                assert_verdict(
+                    &with_body,
+                    Cause::ConnectionLost,
+                    IdempotentOnly,
+                    Pace::Backoff,
+                );
             }
 
             #[tokio::test]

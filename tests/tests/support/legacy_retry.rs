@@ -4,7 +4,7 @@ use bytes::Bytes;
 use hyper_0_14::client::HttpConnector;
 use hyper_0_14::{Client, Error, Method, Request};
 use hyper_classify::legacy::retry::{HttpReplay, LegacyPolicy, NotReplayable};
-use hyper_classify::retry::{self, Retry, RetryError, RetryPolicy, StopReason};
+use hyper_classify::retry::{self, Retry, RetryError, RetryPolicy};
 use tower::{Layer, ServiceExt};
 
 /// The body retried requests carry.
@@ -16,18 +16,31 @@ pub type RetryClient = Retry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
 /// The final error of a retried request.
 pub type RetryFailure = RetryError<Error>;
 
-/// Wraps a fresh HTTP/2 client in the retry layer.
+/// Wraps a fresh HTTP/2 client (TCP_NODELAY on) in the retry layer.
 pub fn retry_client(policy: RetryPolicy) -> RetryClient {
-    retry::legacy_layer(policy).layer(Client::builder().http2_only(true).build_http())
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    retry::legacy_layer(policy).layer(Client::builder().http2_only(true).build(connector))
 }
 
 /// A request carrying `x-request-id: id` and a small body.
 pub fn request_with_id(method: Method, url: &str, id: u64) -> Request<ReplayableBody> {
+    request_with_body(method, url, id, b"order")
+}
+
+/// A request carrying `x-request-id: id` and `body` (none when empty: its
+/// HEADERS frame then ends the stream).
+pub fn request_with_body(
+    method: Method,
+    url: &str,
+    id: u64,
+    body: &'static [u8],
+) -> Request<ReplayableBody> {
     Request::builder()
         .method(method)
         .uri(url)
         .header("x-request-id", id)
-        .body(http_body_04::Full::new(Bytes::from_static(b"order")))
+        .body(http_body_04::Full::new(Bytes::from_static(body)))
         .unwrap()
 }
 
@@ -35,9 +48,9 @@ pub fn request_with_id(method: Method, url: &str, id: u64) -> Request<Replayable
 pub async fn send(client: &RetryClient, req: Request<ReplayableBody>) -> Result<u16, RetryFailure> {
     let response = client.clone().oneshot(req).await?;
     let status = response.status().as_u16();
-    hyper_0_14::body::to_bytes(response.into_body())
-        .await
-        .map_err(|e| RetryError::new(StopReason::NotRetryable, None, 1, Some(e)))?;
+    // The retry layer's work ends with the response head; a body cut off
+    // after it (a TCP close mid-response) is not what these tests are about.
+    let _ = hyper_0_14::body::to_bytes(response.into_body()).await;
     Ok(status)
 }
 

@@ -19,21 +19,34 @@ pub type RetryClient = Retry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
 /// The final error of a retried request.
 pub type RetryFailure = RetryError<hyper_util::client::legacy::Error>;
 
-/// Wraps a fresh HTTP/2 client in the retry layer.
+/// Wraps a fresh HTTP/2 client (TCP_NODELAY on) in the retry layer.
 pub fn retry_client(policy: RetryPolicy) -> RetryClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build_http();
+        .build(connector);
     retry::modern_layer(policy).layer(client)
 }
 
 /// A request carrying `x-request-id: id` and a small body.
 pub fn request_with_id(method: Method, url: &str, id: u64) -> Request<ReplayableBody> {
+    request_with_body(method, url, id, b"order")
+}
+
+/// A request carrying `x-request-id: id` and `body` (none when empty: its
+/// HEADERS frame then ends the stream).
+pub fn request_with_body(
+    method: Method,
+    url: &str,
+    id: u64,
+    body: &'static [u8],
+) -> Request<ReplayableBody> {
     Request::builder()
         .method(method)
         .uri(url)
         .header("x-request-id", id)
-        .body(Full::new(Bytes::from_static(b"order")))
+        .body(Full::new(Bytes::from_static(body)))
         .unwrap()
 }
 
@@ -41,7 +54,8 @@ pub fn request_with_id(method: Method, url: &str, id: u64) -> Request<Replayable
 pub async fn send(client: &RetryClient, req: Request<ReplayableBody>) -> Result<u16, RetryFailure> {
     let response = client.clone().oneshot(req).await?;
     let status = response.status().as_u16();
-    // A body error after the head is not what these tests are about.
+    // The retry layer's work ends with the response head; a body cut off
+    // after it (a TCP close mid-response) is not what these tests are about.
     let _ = response.into_body().collect().await;
     Ok(status)
 }
