@@ -37,7 +37,7 @@ use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 use aws_smithy_types::timeout::TimeoutConfig;
 use h2_frame_server::Reason as Wire;
 use hyper_classify::aws::TransportErrorClassifier;
-use hyper_classify::{Chain, Reason};
+use hyper_classify::{Chain, Reason, RequestBody};
 
 use support::{assert_go_away, assert_reset, First, Server};
 
@@ -91,11 +91,11 @@ async fn server_for(stack: Stack, first: First) -> Server {
 }
 
 /// A fork's `to_connector_error` for hyper 0.14.
-type LegacyMapping = fn(hyper_0_14::Error) -> ConnectorError;
+type LegacyMapping = fn(hyper_0_14::Error, RequestBody) -> ConnectorError;
 /// A fork's mapping for hyper 1: the part of `downcast_error` after the
 /// SDK's own checks (its timeouts, DNS errors and ready-made connector
 /// errors, which do not occur here).
-type ModernMapping = fn(BoxError) -> ConnectorError;
+type ModernMapping = fn(BoxError, RequestBody) -> ConnectorError;
 
 /// How a fork maps hyper errors.
 #[derive(Clone, Copy)]
@@ -108,8 +108,8 @@ impl Mapping {
     /// hyper-classify's, as the documented patch puts it.
     fn patched(stack: Stack) -> Mapping {
         match stack {
-            Stack::Legacy => Mapping::Legacy(hyper_classify::aws::to_connector_error),
-            Stack::Modern => Mapping::Modern(hyper_classify::aws::to_connector_error),
+            Stack::Legacy => Mapping::Legacy(hyper_classify::aws::to_connector_error_with_body),
+            Stack::Modern => Mapping::Modern(hyper_classify::aws::to_connector_error_with_body),
         }
     }
 
@@ -130,7 +130,7 @@ impl Mapping {
 mod as_shipped {
     use super::*;
 
-    pub fn legacy(err: hyper_0_14::Error) -> ConnectorError {
+    pub fn legacy(err: hyper_0_14::Error, _: RequestBody) -> ConnectorError {
         if err.is_user() {
             return ConnectorError::user(err.into());
         }
@@ -147,7 +147,7 @@ mod as_shipped {
         ConnectorError::other(err.into(), None)
     }
 
-    pub fn modern(err: BoxError) -> ConnectorError {
+    pub fn modern(err: BoxError, _: RequestBody) -> ConnectorError {
         let hyper = links(&*err).find_map(|link| link.downcast_ref::<hyper_1::Error>());
         match hyper {
             Some(hyper) => modern_to_connector_error(hyper)(err),
@@ -259,8 +259,14 @@ impl HttpConnector for ForkConnector {
                     Ok(request) => request,
                     Err(err) => return user(err),
                 };
+                let body = RequestBody::from_end_stream(hyper_0_14::body::HttpBody::is_end_stream(
+                    request.body(),
+                ));
                 HttpConnectorFuture::new(async move {
-                    let response = client.request(request).await.map_err(map)?;
+                    let response = client
+                        .request(request)
+                        .await
+                        .map_err(|err| map(err, body))?;
                     HttpResponse::try_from(response.map(SdkBody::from_body_0_4))
                         .map_err(|err| ConnectorError::other(err.into(), None))
                 })
@@ -270,11 +276,14 @@ impl HttpConnector for ForkConnector {
                     Ok(request) => request,
                     Err(err) => return user(err),
                 };
+                let body = RequestBody::from_end_stream(hyper_1::body::Body::is_end_stream(
+                    request.body(),
+                ));
                 HttpConnectorFuture::new(async move {
                     let response = client
                         .request(request)
                         .await
-                        .map_err(|err| map(err.into()))?;
+                        .map_err(|err| map(err.into(), body))?;
                     HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                         .map_err(|err| ConnectorError::other(err.into(), None))
                 })
@@ -379,6 +388,7 @@ async fn invoke(
     http_client: SharedHttpClient,
     url: &str,
     recorded: impl ClassifyRetry + 'static,
+    body: &'static str,
 ) -> Outcome {
     let actions = Arc::new(Mutex::new(Vec::new()));
     let mut builder = Operation::builder()
@@ -402,8 +412,8 @@ async fn invoke(
         builder = builder.retry_classifier(classifier);
     }
     let operation = builder
-        .serializer(|_: ()| {
-            let mut request = HttpRequest::new(SdkBody::from("{}"));
+        .serializer(move |_: ()| {
+            let mut request = HttpRequest::new(SdkBody::from(body));
             request.set_method("POST")?;
             Ok(request)
         })
@@ -435,12 +445,24 @@ enum Via {
 }
 
 /// Starts a server that fails the first request as `first` says, and
-/// invokes the operation through `via` with `classifier` recorded.
+/// invokes the operation (a `POST` of `{}`) through `via` with `classifier`
+/// recorded.
 async fn attempt(
     stack: Stack,
     via: Via,
     first: First,
     classifier: impl ClassifyRetry + 'static,
+) -> (Server, Outcome) {
+    attempt_with_body(stack, via, first, classifier, "{}").await
+}
+
+/// [`attempt`] with an operation that sends `body` (none when empty).
+async fn attempt_with_body(
+    stack: Stack,
+    via: Via,
+    first: First,
+    classifier: impl ClassifyRetry + 'static,
+    body: &'static str,
 ) -> (Server, Outcome) {
     let (server, client) = match via {
         Via::Sdk => {
@@ -450,7 +472,7 @@ async fn attempt(
         }
         Via::Fork(mapping) => (Server::h2c(first).await, ForkConnector::client(mapping)),
     };
-    let outcome = invoke(client, &server.url(), classifier).await;
+    let outcome = invoke(client, &server.url(), classifier, body).await;
     (server, outcome)
 }
 
@@ -646,7 +668,25 @@ async fn a_patched_fork_says_enhance_your_calm_is_throttling() {
 }
 
 #[tokio::test]
-async fn a_patched_fork_with_the_classifier_keeps_a_non_idempotent_go_away() {
+async fn a_patched_fork_with_the_classifier_keeps_a_go_away_on_a_bodiless_operation() {
+    for stack in STACKS {
+        let (server, outcome) = attempt_with_body(
+            stack,
+            Via::Fork(Mapping::patched(stack)),
+            First::GoAway(Wire::NO_ERROR),
+            TransportErrorClassifier::new(),
+            "",
+        )
+        .await;
+        assert_go_away(outcome.error(), Reason::NO_ERROR);
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
+    }
+}
+
+/// The fork marks the error with the request's body, so the classifier
+/// knows a peer's GOAWAY hit a request the server never received whole.
+#[tokio::test]
+async fn a_patched_fork_with_the_classifier_replays_a_go_away_on_an_operation_with_a_body() {
     for stack in STACKS {
         let (server, outcome) = attempt(
             stack,
@@ -655,8 +695,23 @@ async fn a_patched_fork_with_the_classifier_keeps_a_non_idempotent_go_away() {
             TransportErrorClassifier::new(),
         )
         .await;
-        assert_go_away(outcome.error(), Reason::NO_ERROR);
-        assert_forbidden_after_one_attempt(&outcome, &server, stack);
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
+    }
+}
+
+/// The SDK's own clients cannot mark the error; a client whose operations
+/// all send a body says so.
+#[tokio::test]
+async fn the_classifier_replays_a_go_away_for_operations_said_to_send_a_body() {
+    for stack in STACKS {
+        let (server, outcome) = attempt(
+            stack,
+            Via::Sdk,
+            First::GoAway(Wire::NO_ERROR),
+            TransportErrorClassifier::new().requests_have_bodies(),
+        )
+        .await;
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
     }
 }
 
@@ -668,6 +723,7 @@ async fn a_patched_fork_calls_a_refused_connection_io_and_never_connected() {
             ForkConnector::client(Mapping::patched(stack)),
             &url,
             TransportErrorClassifier::new(),
+            "{}",
         )
         .await;
         let err = outcome.error();

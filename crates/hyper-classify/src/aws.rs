@@ -101,7 +101,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 };
 use aws_smithy_types::retry::ErrorKind;
 
-use crate::{classify, Cause, Pace, RetrySafety, Verdict};
+use crate::{classify, Cause, Pace, RequestBody, RetrySafety, Verdict, WithRequestBody};
 
 /// A [`ConnectorError`] for any error from hyper 0.14, hyper 1 or
 /// hyper-util's client, of the kind its verdict calls for.
@@ -123,6 +123,28 @@ where
     let err = err.into();
     let make = constructor(classify(&*err));
     make(err)
+}
+
+/// [`to_connector_error`] for the error of a request whose body was `body`
+/// when it was sent: the error is marked with it ([`WithRequestBody`]), so
+/// [`TransportErrorClassifier`] downstream knows that a peer's `GOAWAY` hit
+/// a request the server never received whole, and lets even a
+/// non-idempotent operation be replayed.
+///
+/// ```
+/// use hyper_classify::aws::to_connector_error_with_body;
+/// use hyper_classify::RequestBody;
+///
+/// let lost = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+/// let err = to_connector_error_with_body(lost, RequestBody::NonEmpty);
+/// assert!(err.is_io());
+/// assert_eq!(err.to_string(), "io error");
+/// ```
+pub fn to_connector_error_with_body<E>(err: E, body: RequestBody) -> ConnectorError
+where
+    E: Into<BoxError>,
+{
+    to_connector_error(WithRequestBody::new(err, body))
 }
 
 fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
@@ -152,7 +174,7 @@ fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
 ///
 /// It looks at connector and response errors only, and answers:
 ///
-/// | verdict | action |
+/// | verdict (refined by the request's body, see [`requests_have_bodies`](Self::requests_have_bodies)) | action |
 /// |---|---|
 /// | any request may be retried | [`transient_error`](RetryAction::transient_error), or [`throttling_error`](RetryAction::throttling_error) when the peer said `ENHANCE_YOUR_CALM` |
 /// | idempotent requests only | the same if the classifier was made with [`idempotent`](Self::idempotent), else [`RetryForbidden`](RetryAction::RetryForbidden) |
@@ -187,20 +209,69 @@ fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransportErrorClassifier {
     idempotent: bool,
+    body: RequestBody,
 }
 
 impl TransportErrorClassifier {
     /// A classifier for operations not known to be idempotent: a request
     /// that may have been processed is not replayed.
     pub const fn new() -> Self {
-        TransportErrorClassifier { idempotent: false }
+        TransportErrorClassifier {
+            idempotent: false,
+            body: RequestBody::Empty,
+        }
     }
 
     /// A classifier for idempotent operations (reads, or writes that carry
     /// an idempotency token): a request that may have been processed is
     /// replayed too.
     pub const fn idempotent() -> Self {
-        TransportErrorClassifier { idempotent: true }
+        TransportErrorClassifier {
+            idempotent: true,
+            body: RequestBody::Empty,
+        }
+    }
+
+    /// The same classifier, for operations whose requests all carry a body:
+    /// a peer's `GOAWAY` then means the server never received the request
+    /// whole, and even a non-idempotent operation is replayed (see
+    /// [`Verdict::for_body`]).
+    ///
+    /// Every operation of an `awsJson` or `awsQuery` service (DynamoDB, SQS,
+    /// STS, Kinesis...) is a `POST` with a JSON or form body, so a client of
+    /// one can say so client-wide. For REST services say it per operation,
+    /// and only where the payload cannot be empty (an empty `PutObject`
+    /// sends none).
+    ///
+    /// Why it cannot find out by itself: a retry classifier is given only
+    /// the `InterceptorContext`, whose request the orchestrator has taken
+    /// out to send (its checkpoint copy is private), and not the config bag
+    /// an interceptor could have written to. An interceptor could only mark
+    /// the error by rebuilding the `ConnectorError`, which loses its
+    /// connection metadata. A fork's connector, which holds the request,
+    /// marks the error itself ([`to_connector_error_with_body`]); this
+    /// classifier reads that mark whatever it was made with.
+    ///
+    /// ```
+    /// use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+    /// use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+    /// use hyper_classify::aws::TransportErrorClassifier;
+    ///
+    /// let classifier = TransportErrorClassifier::new().requests_have_bodies();
+    /// assert!(classifier.assumes_request_bodies());
+    /// // A lost connection may still have been processed.
+    /// let lost = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+    /// let err = OrchestratorError::<std::io::Error>::response(lost.into());
+    /// assert_eq!(classifier.action(&err), RetryAction::RetryForbidden);
+    /// ```
+    pub const fn requests_have_bodies(mut self) -> Self {
+        self.body = RequestBody::NonEmpty;
+        self
+    }
+
+    /// Whether it was made with [`requests_have_bodies`](Self::requests_have_bodies).
+    pub const fn assumes_request_bodies(&self) -> bool {
+        matches!(self.body, RequestBody::NonEmpty)
     }
 
     /// Whether it was made with [`idempotent`](Self::idempotent).
@@ -232,7 +303,7 @@ impl TransportErrorClassifier {
             None if err.is_response_error() => err,
             None => return RetryAction::NoActionIndicated,
         };
-        self.action_for_verdict(classify(transport))
+        self.action_for_verdict(classify(transport).for_body(self.body))
     }
 
     fn action_for_verdict(&self, verdict: Verdict) -> RetryAction {
