@@ -52,6 +52,12 @@ macro_rules! retry_tests {
             /// fails only when it may have been processed, and a request
             /// the server never processed is never given up.
             async fn storm(acts_on: ActsOn, post_body: &'static [u8]) -> Storm {
+                storm_with(acts_on, post_body, RetryConfig::default()).await
+            }
+
+            /// [`storm`] with `config` (its budget off, its attempt timeout
+            /// [`ATTEMPT_TIMEOUT`]).
+            async fn storm_with(acts_on: ActsOn, post_body: &'static [u8], config: RetryConfig) -> Storm {
                 const REQUESTS: u64 = 3000;
                 let chaos = Chaos {
                     go_away_every: 100,
@@ -61,7 +67,7 @@ macro_rules! retry_tests {
                     ..Chaos::default()
                 };
                 let (addr, ledger) = ledger::serve(chaos).await;
-                let config = RetryConfig::default().budget(None).attempt_timeout(Some(ATTEMPT_TIMEOUT));
+                let config = config.budget(None).attempt_timeout(Some(ATTEMPT_TIMEOUT));
                 let policy = retry::policy(config).unwrap();
                 let client = stack::retry_client(policy.clone());
                 let url = format!("http://{addr}/");
@@ -166,6 +172,39 @@ macro_rules! retry_tests {
                     assert!(seen.complete < seen.heads, "POST {id} processed twice, each time whole: {seen:?}");
                 }
             }
+            /// hyper's GOAWAY race, measured: every peer GOAWAY taken as
+            /// "never processed", POSTs with and without a body, a server
+            /// that acts on HEADERS. With stock hyper a POST failed with a
+            /// GOAWAY after its HEADERS left can be processed, and is then
+            /// replayed; with the fix in `patches/` none is. `cargo xtask hyper-patch` runs
+            /// it on both, and sets `HYPER_GOAWAY_RACE_FIXED` for the
+            /// patched run, where a duplicate fails it.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "a measurement of hyper itself: cargo xtask hyper-patch runs it"]
+            async fn go_away_race() {
+                const STORMS: usize = 5;
+                let fixed = std::env::var_os("HYPER_GOAWAY_RACE_FIXED").is_some();
+                let mut all = Vec::new();
+                for (kind, body) in [("bodiless", &b""[..]), ("with a body", &b"order"[..])] {
+                    let mut duplicates = Vec::new();
+                    for _ in 0..STORMS {
+                        let config = RetryConfig::default().go_away_never_processed(true);
+                        duplicates.extend(storm_with(ActsOn::Headers, body, config).await.post_duplicates);
+                    }
+                    println!(
+                        "GOAWAY race ({}, {} hyper): {} of {} POSTs {kind} processed twice",
+                        stringify!($stack),
+                        if fixed { "patched" } else { "stock" },
+                        duplicates.len(),
+                        STORMS * 1500,
+                    );
+                    all.extend(duplicates);
+                }
+                if fixed {
+                    assert!(all.is_empty(), "POSTs processed twice: {all:?}");
+                }
+            }
+
             /// Binds `addr` after 1.5 s, as a sidecar proxy that starts late.
             fn listen_late(addr: std::net::SocketAddr) {
                 ledger::serve_late(addr, Duration::from_millis(1500), Chaos::default());

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use cargo_metadata::semver::Version;
+use cargo_metadata::{Metadata, Package};
 
 use crate::pins::run_metadata;
 
@@ -21,35 +23,8 @@ pub const PATCH: &str = "integrations/fork/aws-smithy-http-client.patch";
 /// adds hyper-classify as a dependency and builds both stacks' clients.
 pub fn check(root: &Path) -> Result<String> {
     let metadata = run_metadata(&root.join("Cargo.toml"))?;
-    let package = metadata
-        .packages
-        .iter()
-        .find(|package| package.name.as_str() == CRATE)
-        .with_context(|| format!("{CRATE} is not in the workspace's dependency graph"))?;
-    let source = package
-        .manifest_path
-        .parent()
-        .context("a manifest has a directory")?;
-    let fork = root
-        .join("target/fork-patch")
-        .join(format!("{CRATE}-{}", package.version));
-    if fork.exists() {
-        fs::remove_dir_all(&fork).with_context(|| format!("removing {}", fork.display()))?;
-    }
-    copy_dir(source.as_std_path(), &fork)?;
-
-    let applied = Command::new("git")
-        .args(["apply", "-p1"])
-        .arg(root.join(PATCH))
-        .current_dir(&fork)
-        .status()
-        .context("running git apply")?;
-    if !applied.success() {
-        bail!(
-            "{PATCH} no longer applies to {CRATE} {}: update the patch and the README",
-            package.version
-        );
-    }
+    let package = locked_package(&metadata, CRATE, |_| true)?;
+    let fork = patched_copy(root, package, PATCH, &root.join("target/fork-patch"))?;
 
     let manifest = fork.join("Cargo.toml");
     let mut text = fs::read_to_string(&manifest)?;
@@ -83,6 +58,47 @@ pub fn check(root: &Path) -> Result<String> {
         "{PATCH} applies to {CRATE} {} and builds without warnings",
         package.version
     ))
+}
+
+/// The package `name` the workspace locks, of a version `wanted` accepts.
+pub fn locked_package<'m>(
+    metadata: &'m Metadata,
+    name: &str,
+    wanted: impl Fn(&Version) -> bool,
+) -> Result<&'m Package> {
+    metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == name && wanted(&package.version))
+        .with_context(|| format!("{name} is not in the workspace's dependency graph"))
+}
+
+/// Copies `package`'s source into `under`/NAME-VERSION and applies `patch`
+/// (relative to the workspace root) to it; returns the copy's directory.
+pub fn patched_copy(root: &Path, package: &Package, patch: &str, under: &Path) -> Result<PathBuf> {
+    let source = package
+        .manifest_path
+        .parent()
+        .context("a manifest has a directory")?;
+    let copy = under.join(format!("{}-{}", package.name, package.version));
+    if copy.exists() {
+        fs::remove_dir_all(&copy).with_context(|| format!("removing {}", copy.display()))?;
+    }
+    copy_dir(source.as_std_path(), &copy)?;
+    let applied = Command::new("git")
+        .args(["apply", "-p1"])
+        .arg(root.join(patch))
+        .current_dir(&copy)
+        .status()
+        .context("running git apply")?;
+    if !applied.success() {
+        bail!(
+            "{patch} no longer applies to {} {}: update the patch and the README",
+            package.name,
+            package.version
+        );
+    }
+    Ok(copy)
 }
 
 fn copy_dir(from: &Path, to: &PathBuf) -> Result<()> {

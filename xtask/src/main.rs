@@ -1,6 +1,8 @@
 //! Project automation: `cargo xtask test` runs what CI runs; `cargo xtask
 //! pins` checks that each backend reads the very h2 its hyper wraps; `cargo
-//! xtask fork-patch` checks the AWS SDK fork patch against the real crate.
+//! xtask fork-patch` checks the AWS SDK fork patch against the real crate;
+//! `cargo xtask hyper-patch` measures hyper's GOAWAY race with and without
+//! the fix in `patches/`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod fork;
 mod pins;
+mod race;
 
 #[derive(Parser)]
 #[command(about = "hyper-classify's project automation")]
@@ -42,6 +45,9 @@ enum Task {
     /// Apply the documented AWS SDK fork patch to the locked
     /// aws-smithy-http-client source and build it with warnings denied.
     ForkPatch,
+    /// Apply the GOAWAY race fix in `patches/` to the locked hyper 0.14 and
+    /// 1, and run the race storm on patched and on stock hyper.
+    HyperPatch,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,10 @@ fn run(task: Task) -> Result<()> {
         Task::Test => test(),
         Task::ForkPatch => {
             println!("{}", fork::check(&root())?);
+            Ok(())
+        }
+        Task::HyperPatch => {
+            print_lines(race::check(&root())?);
             Ok(())
         }
         Task::Pins { latest: true, .. } => {
@@ -155,6 +165,13 @@ fn test() -> Result<()> {
         println!("{}", fork::check(&root())?);
         Ok(())
     })?;
+    step(
+        "hyper's GOAWAY race: the fix in patches/, on patched and stock hyper",
+        || {
+            print_lines(race::check(&root())?);
+            Ok(())
+        },
+    )?;
     step("a build with no backend fails, naming the features", || {
         let out = Command::new(cargo_bin())
             .args([

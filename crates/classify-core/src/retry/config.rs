@@ -42,6 +42,7 @@ pub struct RetryConfig {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) startup_grace: Duration,
     pub(crate) budget: Option<RetryBudget>,
+    pub(crate) go_away_never_processed: bool,
 }
 
 impl Default for RetryConfig {
@@ -56,6 +57,7 @@ impl Default for RetryConfig {
             attempt_timeout: Some(Duration::from_secs(30)),
             startup_grace: Duration::from_secs(5),
             budget: Some(RetryBudget::default()),
+            go_away_never_processed: false,
         }
     }
 }
@@ -148,6 +150,17 @@ impl RetryConfig {
     /// no budget.
     pub fn budget(mut self, budget: Option<RetryBudget>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// Whether a peer's `GOAWAY` means the request was never processed,
+    /// whatever its body. Off by default, and only for a client whose hyper
+    /// carries the GOAWAY race fix (`patches/` in this crate's repository):
+    /// stock hyper can fail a request with a `GOAWAY` after sending it, and
+    /// a bodiless one may then have been processed (see
+    /// [`Verdict::for_body`](crate::Verdict::for_body)).
+    pub fn go_away_never_processed(mut self, never_processed: bool) -> Self {
+        self.go_away_never_processed = never_processed;
         self
     }
 

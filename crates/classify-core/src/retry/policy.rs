@@ -265,7 +265,12 @@ impl RetryPolicy {
 
     fn decide(&self, state: &mut RetryState, verdict: Verdict, now: Instant) -> Decision {
         let config = &self.shared.config;
-        let verdict = verdict.for_body(state.facts.body);
+        // A body is what makes a peer's GOAWAY mean "never processed".
+        let body = match config.go_away_never_processed {
+            true => RequestBody::NonEmpty,
+            false => state.facts.body,
+        };
+        let verdict = verdict.for_body(body);
         let stop = |reason| Decision::Stop { reason, verdict };
         // Before safety: a POST answered with HTTP_1_1_REQUIRED needs
         // HTTP/1.1, whether or not it is idempotent.
