@@ -5,8 +5,8 @@ use std::error::Error;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper_classify::retry::{self, RetryConfig, RetryPolicy, RetryStats};
-use hyper_classify::{classify, Cause};
+use hyper_classify::retry::{self, RetryConfig, RetryPolicy, RetryStats, StopReason};
+use hyper_classify::{classify, Cause, Verdict};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::{Layer, ServiceExt};
@@ -70,25 +70,96 @@ impl Mode {
     }
 }
 
+/// What a request is: the columns of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Kind {
+    /// `GET`, no body.
+    #[serde(rename = "GET")]
+    Get,
+    /// `POST` with a small body.
+    #[serde(rename = "POST with body")]
+    PostWithBody,
+    /// `POST` without a body: its HEADERS end the stream.
+    #[serde(rename = "POST without body")]
+    PostWithoutBody,
+}
+
+impl Kind {
+    /// All three, in column order.
+    pub const ALL: [Kind; 3] = [Kind::Get, Kind::PostWithBody, Kind::PostWithoutBody];
+
+    /// Request `id`'s kind: ids go GET, POST with body, POST without body
+    /// in turn (only GETs when `gets_only`).
+    pub fn of(id: u64, gets_only: bool) -> Kind {
+        match id % 3 {
+            _ if gets_only => Kind::Get,
+            0 => Kind::Get,
+            1 => Kind::PostWithBody,
+            _ => Kind::PostWithoutBody,
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Kind::Get => "GET",
+            _ => "POST",
+        }
+    }
+
+    fn body(self) -> &'static [u8] {
+        match self {
+            Kind::PostWithBody => b"order",
+            _ => b"",
+        }
+    }
+}
+
+/// A request whose error reached the caller.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Its `x-request-id`.
+    pub id: u64,
+    /// What it was.
+    pub kind: Kind,
+    /// Why it stopped: the retry layer's `StopReason`, or the cause of an
+    /// error nothing retried.
+    pub why: String,
+}
+
 /// What one run of requests saw, client side.
 #[derive(Clone, Debug, Default)]
 pub struct ClientTally {
     /// Requests sent by the caller.
     pub requests: u64,
-    /// Requests that succeeded.
-    pub ok: u64,
-    /// Errors that reached the caller.
-    pub errors: u64,
+    /// Requests sent, by kind.
+    pub sent: BTreeMap<Kind, u64>,
+    /// Requests that succeeded, by kind.
+    pub ok: BTreeMap<Kind, u64>,
     /// Retries made.
     pub retries: u64,
     /// Failed attempts, by cause (hyper-classify's verdict on each).
     pub causes: BTreeMap<String, u64>,
-    /// Each request's latency, in microseconds.
-    pub latencies_us: Vec<u64>,
+    /// Each request's latency, in microseconds, by kind.
+    pub latencies_us: BTreeMap<Kind, Vec<u64>>,
+    /// The requests whose error reached the caller.
+    pub failures: Vec<Failure>,
 }
 
-/// Sends `requests` requests (even ids `POST`, odd ids `GET`; only `GET`s
-/// when `gets_only`) to `url`, `concurrency` at a time.
+impl ClientTally {
+    /// Errors that reached the caller, of one kind.
+    pub fn errors_of(&self, kind: Kind) -> u64 {
+        self.failures.iter().filter(|f| f.kind == kind).count() as u64
+    }
+
+    /// Successful requests, of every kind.
+    pub fn successes(&self) -> u64 {
+        self.ok.values().sum()
+    }
+}
+
+/// Sends `requests` requests (ids in turn a `GET`, a `POST` with a body and
+/// a `POST` without one; only `GET`s when `gets_only`) to `url`,
+/// `concurrency` at a time.
 pub async fn run(
     stack: Stack,
     mode: Mode,
@@ -106,23 +177,19 @@ pub async fn run(
     for id in 0..requests {
         let slot = slots.clone().acquire_owned().await.expect("never closed");
         let (client, url, on_done) = (client.clone(), url.to_owned(), on_done.clone());
-        let method = if gets_only || id % 2 == 1 {
-            "GET"
-        } else {
-            "POST"
-        };
+        let kind = Kind::of(id, gets_only);
         tasks.spawn(async move {
             let started = tokio::time::Instant::now();
-            let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.send(method, &url, id))
+            let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.send(kind, &url, id))
                 .await
                 .unwrap_or_else(|elapsed| Outcome {
                     failed_attempts: vec![classify(&elapsed).cause()],
-                    result: Err(Box::new(elapsed)),
+                    result: Err("no answer in time".into()),
                     retries: 0,
                 });
             drop(slot);
             on_done();
-            (outcome, started.elapsed())
+            (id, kind, outcome, started.elapsed())
         });
     }
     let mut tally = ClientTally {
@@ -130,15 +197,17 @@ pub async fn run(
         ..ClientTally::default()
     };
     while let Some(joined) = tasks.join_next().await {
-        let (outcome, elapsed) = joined.expect("a request task panicked");
-        tally.latencies_us.push(elapsed.as_micros() as u64);
+        let (id, kind, outcome, elapsed) = joined.expect("a request task panicked");
+        let latencies = tally.latencies_us.entry(kind).or_default();
+        latencies.push(elapsed.as_micros() as u64);
+        *tally.sent.entry(kind).or_default() += 1;
         tally.retries += outcome.retries;
         for cause in &outcome.failed_attempts {
             *tally.causes.entry(cause_name(*cause)).or_default() += 1;
         }
         match outcome.result {
-            Ok(()) => tally.ok += 1,
-            Err(_) => tally.errors += 1,
+            Ok(()) => *tally.ok.entry(kind).or_default() += 1,
+            Err(why) => tally.failures.push(Failure { id, kind, why }),
         }
     }
     if mode == Mode::Classify {
@@ -174,6 +243,7 @@ fn add_retry_causes(tally: &mut ClientTally, stats: &RetryStats) {
         ("connect (retried)", stats.retries_connect),
         ("conn lost (retried)", stats.retries_connection_lost),
         ("not sent (retried)", stats.retries_not_sent),
+        ("timeout (retried)", stats.retries_timeout),
     ];
     for (name, n) in by_cause {
         if n > 0 {
@@ -183,7 +253,8 @@ fn add_retry_causes(tally: &mut ClientTally, stats: &RetryStats) {
 }
 
 struct Outcome {
-    result: Result<(), BoxError>,
+    /// On failure, why it stopped.
+    result: Result<(), String>,
     retries: u64,
     failed_attempts: Vec<Cause>,
 }
@@ -224,11 +295,21 @@ enum Inner {
 
 impl Client {
     fn new(stack: Stack, mode: Mode, policy: RetryPolicy) -> Self {
-        let legacy = || hyper_0_14::Client::builder().http2_only(true).build_http();
+        // Both connectors default to Nagle's algorithm, which alone turns a
+        // drain's p99 from a few ms into tens.
+        let legacy = || {
+            let mut connector = hyper_0_14::client::HttpConnector::new();
+            connector.set_nodelay(true);
+            hyper_0_14::Client::builder()
+                .http2_only(true)
+                .build(connector)
+        };
         let modern = || {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .http2_only(true)
-                .build_http()
+                .build(connector)
         };
         let inner = match (stack, mode) {
             (Stack::Legacy, Mode::Classify) => {
@@ -246,70 +327,73 @@ impl Client {
         }
     }
 
-    async fn send(&self, method: &str, url: &str, id: u64) -> Outcome {
+    async fn send(&self, kind: Kind, url: &str, id: u64) -> Outcome {
         let mut outcome = Outcome {
             result: Ok(()),
             retries: 0,
             failed_attempts: Vec::new(),
         };
         loop {
-            let result = self.send_once(method, url, id).await;
+            let result = self.send_once(kind, url, id).await;
             let Err(err) = result else {
                 outcome.result = Ok(());
                 return outcome;
             };
-            match &self.inner {
-                Inner::LegacyRetry(_) | Inner::ModernRetry(_) => {
-                    outcome.failed_attempts.extend(last_verdict(&*err));
-                }
-                _ => outcome.failed_attempts.push(classify(&*err).cause()),
+            let stopped = retry_stop(&*err);
+            match stopped {
+                Some((_, verdict)) => outcome.failed_attempts.extend(verdict.map(|v| v.cause())),
+                None => outcome.failed_attempts.push(classify(&*err).cause()),
             }
             if self.naive && naive_says_retry(&*err) && outcome.retries < 2 {
                 outcome.retries += 1;
                 continue;
             }
-            outcome.result = Err(err);
+            outcome.result = Err(match stopped {
+                Some((reason, _)) => format!("{reason:?}"),
+                None => format!("not retried: {}", cause_name(classify(&*err).cause())),
+            });
             return outcome;
         }
     }
 
-    async fn send_once(&self, method: &str, url: &str, id: u64) -> Result<(), BoxError> {
+    async fn send_once(&self, kind: Kind, url: &str, id: u64) -> Result<(), BoxError> {
+        // The response body is read, but a body cut off after the head is
+        // not the request's failure: the server answered.
         match &self.inner {
             Inner::Legacy(client) => {
-                let response = client.request(legacy_request(method, url, id)).await?;
-                hyper_0_14::body::to_bytes(response.into_body()).await?;
+                let response = client.request(legacy_request(kind, url, id)).await?;
+                let _ = hyper_0_14::body::to_bytes(response.into_body()).await;
             }
             Inner::LegacyRetry(client) => {
                 let response = client
                     .clone()
-                    .oneshot(legacy_request(method, url, id))
+                    .oneshot(legacy_request(kind, url, id))
                     .await?;
-                hyper_0_14::body::to_bytes(response.into_body()).await?;
+                let _ = hyper_0_14::body::to_bytes(response.into_body()).await;
             }
             Inner::Modern(client) => {
-                let response = client.request(modern_request(method, url, id)).await?;
-                http_body_util::BodyExt::collect(response.into_body()).await?;
+                let response = client.request(modern_request(kind, url, id)).await?;
+                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
             }
             Inner::ModernRetry(client) => {
                 let response = client
                     .clone()
-                    .oneshot(modern_request(method, url, id))
+                    .oneshot(modern_request(kind, url, id))
                     .await?;
-                http_body_util::BodyExt::collect(response.into_body()).await?;
+                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
             }
         }
         Ok(())
     }
 }
 
-/// The verdict a final `RetryError` carries.
-fn last_verdict(err: &(dyn Error + 'static)) -> Option<Cause> {
-    let legacy = err.downcast_ref::<retry::RetryError<hyper_0_14::Error>>();
-    let modern = err.downcast_ref::<retry::RetryError<hyper_util::client::legacy::Error>>();
-    let verdict = legacy
-        .and_then(|e| e.verdict())
-        .or_else(|| modern.and_then(|e| e.verdict()));
-    verdict.map(|v| v.cause())
+/// Why the retry layer stopped, and its verdict, if `err` is its error.
+fn retry_stop(err: &(dyn Error + 'static)) -> Option<(StopReason, Option<Verdict>)> {
+    if let Some(err) = err.downcast_ref::<retry::RetryError<hyper_0_14::Error>>() {
+        return Some((err.reason(), err.verdict()));
+    }
+    let err = err.downcast_ref::<retry::RetryError<hyper_util::client::legacy::Error>>()?;
+    Some((err.reason(), err.verdict()))
 }
 
 /// The shipped classifier: find h2 0.4's error by `source()`, and retry a
@@ -327,27 +411,23 @@ fn naive_says_retry(err: &(dyn Error + 'static)) -> bool {
 }
 
 fn legacy_request(
-    method: &str,
+    kind: Kind,
     url: &str,
     id: u64,
 ) -> hyper_0_14::Request<http_body_04::Full<Bytes>> {
     hyper_0_14::Request::builder()
-        .method(method)
+        .method(kind.method())
         .uri(url)
         .header("x-request-id", id)
-        .body(http_body_04::Full::new(Bytes::from_static(b"order")))
+        .body(http_body_04::Full::new(Bytes::from_static(kind.body())))
         .expect("a valid request")
 }
 
-fn modern_request(
-    method: &str,
-    url: &str,
-    id: u64,
-) -> hyper_1::Request<http_body_util::Full<Bytes>> {
+fn modern_request(kind: Kind, url: &str, id: u64) -> hyper_1::Request<http_body_util::Full<Bytes>> {
     hyper_1::Request::builder()
-        .method(method)
+        .method(kind.method())
         .uri(url)
         .header("x-request-id", id)
-        .body(http_body_util::Full::new(Bytes::from_static(b"order")))
+        .body(http_body_util::Full::new(Bytes::from_static(kind.body())))
         .expect("a valid request")
 }

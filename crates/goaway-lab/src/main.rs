@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::drive::{Mode, Stack};
+use crate::drive::{ClientTally, Kind, Mode, Stack};
 use crate::report::Row;
 use crate::scenario::Scenario;
 
@@ -95,6 +95,7 @@ async fn lab(cli: &Cli) -> Result<(), String> {
     );
 
     let mut rows = Vec::new();
+    let mut broken = Vec::new();
     for stack in Stack::ALL {
         if let Some(url) = &target {
             for mode in Mode::ALL {
@@ -138,12 +139,21 @@ async fn lab(cli: &Cli) -> Result<(), String> {
                 let mut row = Row::new(stack, scenario.name().to_string(), mode, &tally);
                 row.go_aways = Some(ledger.go_aways.load(Ordering::SeqCst) as u64);
                 row.resets = Some(ledger.refused.load(Ordering::SeqCst) as u64);
+                let processed = tally
+                    .failures
+                    .iter()
+                    .filter(|failure| ledger.times_processed(failure.id) > 0)
+                    .count();
+                row.failed_yet_processed = Some(processed as u64);
                 let posts_twice = ledger
                     .duplicates()
                     .into_iter()
-                    .filter(|id| id % 2 == 0)
+                    .filter(|id| Kind::of(*id, false) != Kind::Get)
                     .count();
                 row.duplicates = Some(posts_twice as u64);
+                if mode == Mode::Classify {
+                    broken.extend(promise_broken(scenario, &row, &tally, posts_twice));
+                }
                 rows.push(row);
             }
         }
@@ -155,15 +165,48 @@ async fn lab(cli: &Cli) -> Result<(), String> {
         println!("{json}");
     } else {
         report::print_tables(&rows);
-        println!("\nerrors: requests whose error reached the caller.");
+        println!(
+            "\nGET err, POST+body, POST err: requests whose error reached the caller \
+             (POST: without a body)."
+        );
         if target.is_none() {
             println!(
-                "duplicates: POSTs the server processed twice (must be 0). \
-                 Even request ids are POSTs, odd ids GETs."
+                "processed: failed requests the server had processed all the same. \
+                 dups: POSTs the server processed twice (must be 0)."
             );
         }
     }
+    if !broken.is_empty() {
+        return Err(format!(
+            "hyper-classify broke its promise: {}",
+            broken.join("; ")
+        ));
+    }
     Ok(())
+}
+
+/// What hyper-classify promises in every scenario: no POST is processed
+/// twice, and no GET fails, unless the server wants HTTP/1.1 for everything.
+fn promise_broken(
+    scenario: Scenario,
+    row: &Row,
+    tally: &ClientTally,
+    posts_twice: usize,
+) -> Vec<String> {
+    let context = format!("{} · {}", row.stack.name(), row.scenario);
+    let mut broken = Vec::new();
+    let failed_gets = tally
+        .failures
+        .iter()
+        .filter(|f| f.kind == Kind::Get && scenario != Scenario::Http11Required)
+        .count();
+    if failed_gets > 0 {
+        broken.push(format!("{context}: {failed_gets} GETs failed"));
+    }
+    if posts_twice > 0 {
+        broken.push(format!("{context}: {posts_twice} POSTs processed twice"));
+    }
+    broken
 }
 
 /// Only h2c (prior knowledge) targets: `http://HOST:PORT/PATH`.
