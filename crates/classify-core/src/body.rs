@@ -7,7 +7,7 @@ use std::fmt;
 /// What a request carried after its head when the client dispatched it,
 /// as hyper decides it: `Body::is_end_stream()` at that moment.
 ///
-/// See [`Verdict::for_body`].
+/// See [`Verdict::for_body`](crate::Verdict::for_body).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RequestBody {
     /// Nothing: the HEADERS frame ended the stream. Also the answer to give

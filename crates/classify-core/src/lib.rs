@@ -19,7 +19,7 @@
 //! |---|---|---|---|
 //! | request handed back unsent (hyper `is_canceled`) | [`NotSent`](Cause::NotSent) | any request | immediate |
 //! | the caller's own error (`is_user`, aborted body) | [`User`](Cause::User) | never | - |
-//! | `GOAWAY` from the peer, any code | [`GoAway`](Cause::GoAway) | idempotent only (hyper can attach it to a request already sent) | `NO_ERROR`, `HTTP_1_1_REQUIRED`: immediate; `ENHANCE_YOUR_CALM`: throttled; others: backoff |
+//! | `GOAWAY` from the peer, any code | [`GoAway`](Cause::GoAway) | idempotent only (hyper can attach it to a request already sent); any request if the request had a body ([`Verdict::for_body`]) | `NO_ERROR`, `HTTP_1_1_REQUIRED`: immediate; `ENHANCE_YOUR_CALM`: throttled; others: backoff |
 //! | `RST_STREAM(REFUSED_STREAM)` from the peer | [`StreamReset`](Cause::StreamReset) | any request | immediate |
 //! | `RST_STREAM(ENHANCE_YOUR_CALM)` from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | throttled |
 //! | `RST_STREAM`, any other code, from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | backoff |
@@ -41,7 +41,8 @@
 //!
 //! - `tokio`: recognise `tokio::time::error::Elapsed` as a timeout.
 //! - `retry`: the [`retry`] policy (backoff, budget, startup grace,
-//!   exactly-once safety), which the stack adapters share.
+//!   refusal streaks, attempt timeouts, exactly-once safety), which the
+//!   stack adapters share.
 
 #![deny(missing_docs)]
 

@@ -259,7 +259,8 @@ pub enum Cause {
     /// An HTTP/2 `GOAWAY` the peer sent. Usually the request's stream was
     /// above its `last_stream_id` or never sent, but hyper can also attach
     /// it to a request it had just sent, so only idempotent requests are
-    /// replayed.
+    /// replayed, unless the request had a body
+    /// ([`Verdict::for_body`](crate::Verdict::for_body)).
     GoAway {
         /// The `GOAWAY` error code.
         reason: Reason,
