@@ -175,13 +175,15 @@ macro_rules! peer_tests {
                     .collect();
                 println!(
                     "nginx drain ({}): {} requests, {} reached the backend, {} retries ({} free, \
-                     {} refusal streak), {} failed, {} not processed exactly once",
+                     {} refusal streak, {} after the handover timeout), {} failed, {} not processed \
+                     exactly once",
                     stringify!($stack),
                     2 * EACH,
                     ledger.streams.load(std::sync::atomic::Ordering::SeqCst),
                     stats.retries,
                     stats.transparent_retries,
                     stats.refusal_retries,
+                    stats.handover_timeouts,
                     failed.len(),
                     not_once.len(),
                 );

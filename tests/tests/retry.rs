@@ -321,6 +321,34 @@ macro_rules! retry_tests {
                 assert!(err.to_string().contains("requires HTTP/1.1"), "{err}");
             }
 
+            /// hyper drops a request's extensions, and with them the
+            /// layer's handover marker, when it hands the request to a
+            /// connection: a POST the server answers late is waited for,
+            /// not sent again when the handover timeout passes.
+            #[tokio::test]
+            async fn a_post_answered_after_the_handover_timeout_is_sent_once() {
+                let server = FrameServer::start(|mut conn| async move {
+                    conn.handshake().await?;
+                    while let Some(stream) = conn.next_request().await? {
+                        tokio::time::sleep(Duration::from_millis(600)).await;
+                        conn.respond(stream, b"late").await?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                let config = RetryConfig::default().handover_timeout(Some(Duration::from_millis(100)));
+                let policy = retry::policy(config).unwrap();
+                let request = stack::request_with_id(Method::POST, &server.url(), 1);
+                let client = stack::retry_client(policy.clone());
+                let sent = stack::send(&client, request);
+                let status = tokio::time::timeout(Duration::from_secs(10), sent).await.unwrap();
+                assert_eq!(status.unwrap(), 200);
+                let stats = policy.stats();
+                assert_eq!((stats.attempts, stats.handover_timeouts), (1, 0), "{stats:?}");
+                assert_eq!(server.accepted(), 1);
+            }
+
             #[tokio::test]
             async fn the_tower_retry_policy_retries_a_draining_go_away() {
                 let server = FrameServer::start(|mut conn| async move {

@@ -17,7 +17,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use classify_core::retry::{ClassifyPolicy, Idempotent, Replay, RequestFacts, RetryPolicy};
+use classify_core::retry::{
+    ClassifyPolicy, HandoverMarker, Idempotent, Replay, RequestFacts, RetryPolicy,
+};
 use classify_core::{copy_http_request_head, http_request_facts};
 use http::Request;
 use http_body::{Body as HttpBody, Empty, Full, SizeHint};
@@ -106,6 +108,10 @@ impl<B: ReplayBody + HttpBody> Replay<Request<B>> for HttpReplay {
             copy.extensions_mut().insert(Idempotent);
         }
         Some(copy)
+    }
+
+    fn mark(&self, req: &mut Request<B>, marker: HandoverMarker) {
+        req.extensions_mut().insert(marker);
     }
 }
 

@@ -14,7 +14,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use classify_core::retry::{Replay, RequestFacts};
+use classify_core::retry::{HandoverMarker, Replay, RequestFacts};
 use classify_core::{copy_http_request_head, http_request_facts};
 use http::Request;
 use http_body_util::{Empty, Full};
@@ -92,5 +92,9 @@ impl<B: ReplayBody + Body> Replay<Request<B>> for HttpReplay {
         let mut copy = copy_http_request_head!(req => Request::new(req.body().try_replay()?));
         *copy.extensions_mut() = req.extensions().clone();
         Some(copy)
+    }
+
+    fn mark(&self, req: &mut Request<B>, marker: HandoverMarker) {
+        req.extensions_mut().insert(marker);
     }
 }

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Decision, RequestFacts, RetryError, RetryPolicy, RetryState};
+use super::{Decision, HandoverMarker, RequestFacts, RetryError, RetryPolicy, RetryState};
 
 /// How to read and copy one kind of request: implemented by each backend for
 /// its `http::Request<B>`.
@@ -28,6 +28,15 @@ pub trait Replay<Req>: Clone {
     /// A copy of `req` to send again, or `None` if its body cannot be
     /// replayed.
     fn try_replay(&self, req: &Req) -> Option<Req>;
+
+    /// Puts `marker` into the attempt's request (its extensions), so the
+    /// [`RetryLayer`] can tell an attempt that never left the client (see
+    /// [`RetryConfig::handover_timeout`](super::RetryConfig::handover_timeout)).
+    /// The default drops it: every attempt then counts as handed over, and
+    /// none is given up early.
+    fn mark(&self, req: &mut Req, marker: HandoverMarker) {
+        let _ = (req, marker);
+    }
 }
 
 /// A `Layer` that retries requests with a [`RetryPolicy`]; its errors are
@@ -99,11 +108,12 @@ where
         let mut first = Some(req);
         Box::pin(async move {
             policy
-                .run(facts, move || {
-                    let req = first
+                .run(facts, move |marker| {
+                    let mut req = first
                         .take()
                         .or_else(|| template.as_ref().and_then(|t| replay.try_replay(t)))
                         .expect("the policy retries only requests whose body replays");
+                    replay.mark(&mut req, marker);
                     inner.clone().oneshot(req)
                 })
                 .await
@@ -183,5 +193,115 @@ where
 
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
         self.copy_request(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::retry::RetryConfig;
+    use crate::{Classifier, RequestBody};
+
+    /// A request that carries what [`Replay::mark`] gives it, as an
+    /// `http::Request` carries extensions.
+    struct Request(Option<HandoverMarker>);
+
+    #[derive(Clone)]
+    struct PostReplay;
+
+    impl Replay<Request> for PostReplay {
+        fn facts(&self, _: &Request) -> RequestFacts {
+            RequestFacts::new("POST", false).body(RequestBody::NonEmpty)
+        }
+
+        fn try_replay(&self, _: &Request) -> Option<Request> {
+            Some(Request(None))
+        }
+
+        fn mark(&self, req: &mut Request, marker: HandoverMarker) {
+            req.0 = Some(marker);
+        }
+    }
+
+    /// A layer with default settings around `respond`, which is given the
+    /// attempt's number and request; returns the layer and the attempts.
+    #[allow(clippy::type_complexity)]
+    fn layer_around<F, Fut>(
+        respond: F,
+    ) -> (
+        Retry<
+            impl Service<Request, Response = &'static str, Error = io::Error, Future: Send>
+                + Clone
+                + Send
+                + 'static,
+            PostReplay,
+        >,
+        Arc<AtomicU32>,
+    )
+    where
+        F: Fn(u32, Request) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<&'static str, io::Error>> + Send + 'static,
+    {
+        let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[])).unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        let service = tower::service_fn(move |req: Request| {
+            respond.clone()(counted.fetch_add(1, Ordering::SeqCst), req)
+        });
+        (RetryLayer::new(policy, PostReplay).layer(service), attempts)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_the_client_still_holds_is_sent_again_after_the_handover_timeout() {
+        // The first attempt keeps its request and never completes: a request
+        // lost in a closed connection's dispatch queue.
+        let (mut retry, attempts) = layer_around(|attempt, req| async move {
+            if attempt == 0 {
+                let _held = req;
+                std::future::pending::<()>().await;
+            }
+            Ok("done")
+        });
+        let started = tokio::time::Instant::now();
+        let answer = retry.call(Request(None)).await.unwrap();
+        assert_eq!(answer, "done");
+        assert_eq!(attempts.load(Ordering::SeqCst), 2, "a POST sent again");
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        let stats = retry.policy().stats();
+        assert_eq!((stats.handover_timeouts, stats.retries_not_sent), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_handed_over_waits_for_its_answer() {
+        // The request is handed over (its marker dropped) and answered late.
+        let (mut retry, attempts) = layer_around(|_, req| async move {
+            drop(req);
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            Ok("late")
+        });
+        assert_eq!(retry.call(Request(None)).await.unwrap(), "late");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "sent once");
+        assert_eq!(retry.policy().stats().handover_timeouts, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_client_never_hands_over_is_given_up_after_max_refusals() {
+        let (mut retry, attempts) = layer_around(|_, req| async move {
+            let _held = req;
+            std::future::pending::<()>().await;
+            Ok("never")
+        });
+        let err = retry.call(Request(None)).await.unwrap_err();
+        assert_eq!(
+            err.reason(),
+            super::super::StopReason::RefusalsExhausted,
+            "{err}"
+        );
+        // The first send and `max_refusals` (10) more.
+        assert_eq!(attempts.load(Ordering::SeqCst), 11);
     }
 }

@@ -17,6 +17,7 @@ use super::InvalidConfig;
 /// | [`max_backoff`](RetryConfig::max_backoff) | 20 s |
 /// | [`deadline`](RetryConfig::deadline) | none |
 /// | [`attempt_timeout`](RetryConfig::attempt_timeout) | 30 s to the response head (the layer only) |
+/// | [`handover_timeout`](RetryConfig::handover_timeout) | 5 s for the client to hand an attempt to a connection (the layer only) |
 /// | [`startup_grace`](RetryConfig::startup_grace) | 5 s |
 /// | [`budget`](RetryConfig::budget) | 20% of requests, plus 10 retries a second, over 10 s |
 ///
@@ -40,6 +41,7 @@ pub struct RetryConfig {
     pub(crate) max_backoff: Duration,
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) handover_timeout: Option<Duration>,
     pub(crate) startup_grace: Duration,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) go_away_never_processed: bool,
@@ -55,6 +57,7 @@ impl Default for RetryConfig {
             max_backoff: Duration::from_secs(20),
             deadline: None,
             attempt_timeout: Some(Duration::from_secs(30)),
+            handover_timeout: Some(Duration::from_secs(5)),
             startup_grace: Duration::from_secs(5),
             budget: Some(RetryBudget::default()),
             go_away_never_processed: false,
@@ -127,6 +130,24 @@ impl RetryConfig {
     /// tower's own `Timeout` layer inside it.
     pub fn attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.attempt_timeout = timeout;
+        self
+    }
+
+    /// How long the client may hold an attempt before it hands it to a
+    /// connection, or `None` for no limit. An attempt still in the client
+    /// by then is given up and sent again as one that never left (see
+    /// [`Cause::NotSent`](crate::Cause::NotSent)): safe for any request,
+    /// bounded by [`max_refusals`](Self::max_refusals) and the budget.
+    ///
+    /// The default, 5 s, rescues a request lost in a closing connection's
+    /// dispatch queue, which otherwise waits forever (hyper's client can
+    /// lose one there when a `GOAWAY` arrives as it is sent). The time
+    /// includes waiting for a connect, so raise it where connects (a TLS
+    /// handshake over a long path, say) take longer. Only the
+    /// [`RetryLayer`](super::RetryLayer) can tell, through
+    /// [`Replay::mark`](super::Replay::mark).
+    pub fn handover_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handover_timeout = timeout;
         self
     }
 

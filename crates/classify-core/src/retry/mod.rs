@@ -37,12 +37,14 @@
 mod adapters;
 mod config;
 mod error;
+mod handover;
 mod policy;
 mod stats;
 
 pub use adapters::{ClassifyPolicy, Replay, Retry, RetryLayer};
 pub use config::{RetryBudget, RetryConfig};
 pub use error::{InvalidConfig, RetryError, StopReason};
+pub use handover::HandoverMarker;
 pub use policy::{is_idempotent_method, Decision, RequestFacts, RetryPolicy, RetryState};
 pub use stats::RetryStats;
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
+use super::handover::HandoverWatch;
 use super::stats::Counters;
-use super::{InvalidConfig, RetryConfig, RetryError, RetryStats, StopReason};
+use super::{HandoverMarker, InvalidConfig, RetryConfig, RetryError, RetryStats, StopReason};
 use crate::{Cause, Classifier, Pace, RequestBody, RetrySafety, Verdict};
 
 /// A retry policy: when to retry a failed request, after how long, and
@@ -381,8 +382,12 @@ impl RetryPolicy {
 
     /// Sends a request with `send` until it succeeds or the policy stops.
     ///
-    /// `send` is called once per attempt and must send the request afresh.
-    /// The deadline, if any, also cuts an attempt in flight short.
+    /// `send` is called once per attempt and must send the request afresh,
+    /// carrying the [`HandoverMarker`] it is given in the request's
+    /// extensions (see [`Replay::mark`](super::Replay::mark)). The deadline
+    /// and the attempt timeout cut an attempt in flight short; the
+    /// [handover timeout](RetryConfig::handover_timeout) gives up one the
+    /// client still holds.
     pub async fn run<T, E, F, Fut>(
         &self,
         facts: RequestFacts,
@@ -390,7 +395,7 @@ impl RetryPolicy {
     ) -> Result<T, RetryError<E>>
     where
         E: Error + 'static,
-        F: FnMut() -> Fut,
+        F: FnMut(HandoverMarker) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let config = &self.shared.config;
@@ -399,28 +404,36 @@ impl RetryPolicy {
             .deadline
             .and_then(|deadline| state.started.checked_add(deadline));
         loop {
-            let attempt = send();
+            let (marker, watch) = HandoverWatch::new();
+            let attempt = send(marker);
+            let now = Instant::now();
             let attempt_deadline = config
                 .attempt_timeout
-                .and_then(|timeout| Instant::now().checked_add(timeout));
-            let until = match (deadline, attempt_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let result = match until {
-                Some(until) => tokio::time::timeout_at(until, attempt).await.ok(),
-                None => Some(attempt.await),
-            };
-            let (decision, err) = match result {
-                Some(Ok(value)) => return Ok(value),
-                Some(Err(err)) => (self.on_error(&mut state, &err), Some(err)),
-                None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                .and_then(|timeout| now.checked_add(timeout));
+            let handover_by = config
+                .handover_timeout
+                .and_then(|timeout| now.checked_add(timeout));
+            let until = earliest(deadline, attempt_deadline);
+            let (decision, err) = match wait(attempt, until, handover_by, &watch).await {
+                Outcome::Done(Ok(value)) => return Ok(value),
+                Outcome::Done(Err(err)) => (self.on_error(&mut state, &err), Some(err)),
+                Outcome::NotHandedOver => {
+                    self.shared.counters.handover_timeout();
+                    tracing::debug!(
+                        attempt = state.sent,
+                        "the client did not hand the attempt to a connection in time"
+                    );
+                    (self.on_verdict(&mut state, NOT_HANDED_OVER), None)
+                }
+                Outcome::TimedOut
+                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
+                {
                     self.shared.counters.stop(StopReason::DeadlineExceeded);
                     let verdict = Some(ATTEMPT_TIMED_OUT.for_body(state.facts.body));
                     let reason = StopReason::DeadlineExceeded;
                     return Err(RetryError::new(reason, verdict, state.sent, None));
                 }
-                None => (self.on_attempt_timeout(&mut state), None),
+                Outcome::TimedOut => (self.on_attempt_timeout(&mut state), None),
             };
             match decision {
                 Decision::Retry { delay, .. } => {
@@ -435,6 +448,55 @@ impl RetryPolicy {
         }
     }
 }
+
+/// How one attempt ended.
+enum Outcome<R> {
+    /// It completed.
+    Done(R),
+    /// The attempt timeout or the deadline cut it short after it left the
+    /// client.
+    TimedOut,
+    /// A timer ran out while the client still held it.
+    NotHandedOver,
+}
+
+/// Waits for `attempt` until `until`; at `handover_by`, and whenever a timer
+/// runs out, gives it up if the client still holds it.
+async fn wait<Fut: Future>(
+    attempt: Fut,
+    until: Option<Instant>,
+    mut handover_by: Option<Instant>,
+    watch: &HandoverWatch,
+) -> Outcome<Fut::Output> {
+    let mut attempt = std::pin::pin!(attempt);
+    loop {
+        let Some(wake) = earliest(until, handover_by) else {
+            return Outcome::Done(attempt.await);
+        };
+        match tokio::time::timeout_at(wake, attempt.as_mut()).await {
+            Ok(output) => return Outcome::Done(output),
+            Err(_) if !watch.is_handed_over() => return Outcome::NotHandedOver,
+            Err(_) if until.is_some_and(|until| Instant::now() >= until) => {
+                return Outcome::TimedOut
+            }
+            // Handed over in time: from here only `until` bounds it.
+            Err(_) => handover_by = None,
+        }
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The verdict on an attempt the client had not handed to a connection in
+/// time: it reached no server.
+const NOT_HANDED_OVER: Verdict =
+    Verdict::new(Cause::NotSent, RetrySafety::AnyRequest, Pace::Immediate);
 
 /// The verdict on an attempt cut short by the attempt timeout: nothing says
 /// whether the server processed it.

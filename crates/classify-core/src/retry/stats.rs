@@ -49,8 +49,12 @@ counters! {
     retries_stream_reset,
     /// Retries after a connect error.
     retries_connect,
-    /// Retries of requests hyper handed back unsent.
+    /// Retries of requests hyper handed back unsent, or that it had not
+    /// handed to a connection within the handover timeout.
     retries_not_sent,
+    /// Attempts given up because the client had not handed them to a
+    /// connection within `handover_timeout`.
+    handover_timeouts,
     /// Retries after a lost connection.
     retries_connection_lost,
     /// Retries after a timeout.
@@ -103,6 +107,10 @@ impl Counters {
             _ => return,
         };
         Self::bump(by_cause);
+    }
+
+    pub(crate) fn handover_timeout(&self) {
+        Self::bump(&self.handover_timeouts);
     }
 
     pub(crate) fn stop(&self, reason: StopReason) {
