@@ -130,8 +130,11 @@ macro_rules! peer_tests {
             /// real `last_stream_id`) in front of a backend that counts every
             /// request it receives whole: 20,000 GETs and 20,000 POSTs with
             /// bodies at 64 in flight through the retry layer with its
-            /// defaults. Nothing reaches the caller, and every request is
-            /// processed exactly once.
+            /// defaults. Nothing reaches the caller, every request is
+            /// processed, and no POST twice. A GET may be: hyper can fail a
+            /// bodiless request with a `GOAWAY` that arrived after its HEADERS
+            /// left (the README's "hyper's GOAWAY race"), and a GET is
+            /// replayed after an error that leaves its processing in doubt.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn nginx_draining_every_100_requests_loses_nothing_and_duplicates_nothing() {
                 const EACH: u64 = 20_000;
@@ -169,14 +172,18 @@ macro_rules! peer_tests {
                     }
                 }
                 let stats = policy.stats();
+                // Even ids are POSTs, odd ones GETs.
                 let not_once: Vec<(u64, u32)> = (0..2 * EACH)
                     .map(|id| (id, ledger.times_processed(id)))
-                    .filter(|(_, times)| *times != 1)
+                    .filter(|&(id, times)| times == 0 || (times > 1 && id % 2 == 0))
                     .collect();
+                let gets_twice = (0..2 * EACH)
+                    .filter(|id| id % 2 == 1 && ledger.times_processed(*id) > 1)
+                    .count();
                 println!(
                     "nginx drain ({}): {} requests, {} reached the backend, {} retries ({} free, \
-                     {} refusal streak, {} after the handover timeout), {} failed, {} not processed \
-                     exactly once",
+                     {} refusal streak, {} after the handover timeout), {} failed, {} never processed \
+                     or POSTs processed twice, {} GETs processed twice",
                     stringify!($stack),
                     2 * EACH,
                     ledger.streams.load(std::sync::atomic::Ordering::SeqCst),
@@ -186,6 +193,7 @@ macro_rules! peer_tests {
                     stats.handover_timeouts,
                     failed.len(),
                     not_once.len(),
+                    gets_twice,
                 );
                 assert!(
                     failed.is_empty(),
