@@ -83,6 +83,12 @@ struct Scan<'p> {
 
 impl Write for Scan<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // A `Display` may ignore the error that stopped it and write on; a
+        // finished scan reads nothing more (and a matched pattern's
+        // progress must not be stepped past its end).
+        if self.found {
+            return Err(fmt::Error);
+        }
         for &byte in s.as_bytes() {
             if self.budget == 0 {
                 return Err(fmt::Error);
@@ -162,6 +168,24 @@ mod tests {
             "conneconnection error received"
         ));
         assert!(!found(&["aab"], "abab"));
+    }
+
+    /// A third-party `Display` that ignores the scan's stop and writes on.
+    struct WritesOn;
+
+    impl fmt::Display for WritesOn {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for piece in ["GoAway(", "NO_ERROR", ") and more"] {
+                let _ = f.write_str(piece);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_display_that_writes_on_after_a_match_is_read_no_further() {
+        assert!(text_contains(&WritesOn, &["GoAway("]));
+        assert!(text_contains(&WritesOn, &["(", "more"]));
     }
 
     #[test]
