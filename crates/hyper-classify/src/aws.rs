@@ -151,7 +151,9 @@ fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
     match verdict.cause() {
         Cause::User => ConnectorError::user,
         Cause::Timeout => ConnectorError::timeout,
-        Cause::Unrecognized { .. } => |err| {
+        // The classifier has already warned about an h2-shaped one.
+        Cause::Unrecognized { h2_shaped: true } => |err| ConnectorError::other(err, None),
+        Cause::Unrecognized { h2_shaped: false } => |err| {
             tracing::warn!(
                 error = %err,
                 "unrecognized error from hyper; it will not be retried"
