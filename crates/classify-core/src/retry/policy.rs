@@ -140,6 +140,7 @@ pub struct RetryState {
     refusals: u32,
     backoffs: u32,
     free_retry_used: bool,
+    lost_retry_used: bool,
 }
 
 impl RetryState {
@@ -230,6 +231,7 @@ impl RetryPolicy {
             refusals: 0,
             backoffs: 0,
             free_retry_used: false,
+            lost_retry_used: false,
         }
     }
 
@@ -297,6 +299,15 @@ impl RetryPolicy {
             RetryKind::Counted if state.counted >= config.max_attempts => {
                 return stop(StopReason::AttemptsExhausted)
             }
+            // A connection lost under a request is most often one the
+            // server was closing (a drained or idle one): like browsers and
+            // Go's transport, resend an idempotent request at once, the
+            // first time. It is still an attempt and drawn from the budget.
+            RetryKind::Counted
+                if verdict.cause() == Cause::ConnectionLost && !state.lost_retry_used =>
+            {
+                Duration::ZERO
+            }
             // A refusal streak backs off like a transient error: the server
             // is up, but it keeps turning this request away.
             RetryKind::Refusal if verdict.pace() == Pace::Immediate => {
@@ -324,9 +335,13 @@ impl RetryPolicy {
             }
             RetryKind::Refusal => state.refusals += 1,
             RetryKind::Grace => {}
-            RetryKind::Counted => state.counted += 1,
+            RetryKind::Counted => {
+                state.counted += 1;
+                state.lost_retry_used |= verdict.cause() == Cause::ConnectionLost;
+            }
         }
-        if kind != RetryKind::Free {
+        // Only a retry that waited steps the backoff up.
+        if !delay.is_zero() {
             state.backoffs += 1;
         }
         state.sent += 1;
@@ -716,6 +731,28 @@ mod tests {
         }
         // A huge exponent neither overflows nor passes the cap.
         assert!(p.backoff(Pace::Backoff, 40) <= Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_retry_after_a_lost_connection_is_immediate_and_counted() {
+        let p = policy(RetryConfig::default().backoff(Duration::from_secs(1)));
+        let mut get = p.begin(RequestFacts::new("GET", false));
+        let delay = |d: Decision| match d {
+            Decision::Retry { delay, .. } => delay,
+            other => panic!("expected a retry, got {other:?}"),
+        };
+        assert_eq!(
+            delay(p.decide(&mut get, LOST, Instant::now())),
+            Duration::ZERO
+        );
+        // The next one backs off; the third attempt was the last.
+        let second = delay(p.decide(&mut get, LOST, Instant::now()));
+        assert!(second <= Duration::from_secs(1), "{second:?}");
+        assert_eq!(
+            stop_reason(p.decide(&mut get, LOST, Instant::now())),
+            Some(StopReason::AttemptsExhausted)
+        );
+        assert_eq!(p.stats().transparent_retries, 0, "not a free retry");
     }
 
     #[tokio::test(start_paused = true)]
