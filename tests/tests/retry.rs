@@ -321,6 +321,58 @@ macro_rules! retry_tests {
                 assert!(err.to_string().contains("requires HTTP/1.1"), "{err}");
             }
 
+            /// The closed-port experiment: once a request has succeeded on
+            /// the policy, a server gone away is an outage, not a start-up.
+            /// 50 GETs at 50 in flight fail within their usual backoff, none
+            /// through the startup grace, and the budget caps the retries
+            /// (its reserve of 100, 20% of the requests, one free retry each
+            /// after hyper 0.14 hands a request back when the connect it
+            /// waited on failed).
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn after_a_first_success_a_closed_port_gets_no_startup_grace() {
+                let server = FrameServer::start(|mut conn| async move {
+                    conn.handshake().await?;
+                    if let Some(stream) = conn.next_request().await? {
+                        conn.respond(stream, b"up").await?;
+                    }
+                    conn.drain().await
+                })
+                .await
+                .unwrap();
+                let policy = retry::policy(RetryConfig::default()).unwrap();
+                let client = stack::retry_client(policy.clone());
+                let first = stack::send(&client, stack::request_with_id(Method::GET, &server.url(), 0));
+                assert_eq!(tokio::time::timeout(Duration::from_secs(10), first).await.unwrap().unwrap(), 200);
+
+                let url = format!("http://{}/", crate::support::closed_port().await);
+                let started = Instant::now();
+                let mut requests = JoinSet::new();
+                for id in 1..=50 {
+                    let (client, url) = (client.clone(), url.clone());
+                    requests.spawn(async move {
+                        let sent = stack::send(&client, stack::request_with_id(Method::GET, &url, id));
+                        tokio::time::timeout(Duration::from_secs(10), sent).await
+                    });
+                }
+                let mut attempts = BTreeMap::new();
+                while let Some(joined) = requests.join_next().await {
+                    let err = joined.unwrap().expect("failed within 10 s").unwrap_err();
+                    let cause = err.verdict().map(|v| v.cause());
+                    assert!(matches!(cause, Some(Cause::Connect(_) | Cause::NotSent)), "{err}");
+                    *attempts.entry(err.attempts()).or_insert(0) += 1;
+                }
+                let stats = policy.stats();
+                println!(
+                    "closed port after a success ({}): 50 requests failed in {:?}; \
+                     (attempts, requests): {attempts:?}; {} retries",
+                    stringify!($stack),
+                    started.elapsed(),
+                    stats.retries,
+                );
+                assert_eq!(stats.grace_retries, 0, "{stats:?}");
+                assert!(stats.retries <= 50 + 100 + 10 + 30, "{stats:?}");
+            }
+
             /// hyper drops a request's extensions, and with them the
             /// layer's handover marker, when it hands the request to a
             /// connection: a POST the server answers late is waited for,

@@ -141,7 +141,10 @@ where
     type Future = Pin<Box<dyn Future<Output = Self> + Send>>;
 
     fn retry(&self, req: &Request<B>, result: Result<&Res, &E>) -> Option<Self::Future> {
-        let err = result.err()?;
+        let Err(err) = result else {
+            self.policy().record_success();
+            return None;
+        };
         let mut next = self.clone();
         let delay = next.0.retry_after(req, err)?;
         Some(Box::pin(async move {

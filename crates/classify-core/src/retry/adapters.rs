@@ -187,7 +187,10 @@ where
     type Future = tokio::time::Sleep;
 
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        let err = result.as_ref().err()?;
+        let Err(err) = result else {
+            self.policy.record_success();
+            return None;
+        };
         self.retry_after(req, err).map(tokio::time::sleep)
     }
 

@@ -151,17 +151,21 @@ impl RetryConfig {
         self
     }
 
-    /// For how long after a request's first attempt connect errors (and
-    /// requests hyper hands back unsent while a connection is being made)
-    /// are retried with backoff whatever [`max_attempts`](Self::max_attempts)
-    /// says. Zero turns the grace off.
+    /// For how long after the policy is made, until a first request
+    /// succeeds, a connect that nobody answers (refused, reset or
+    /// unreachable) and a request hyper hands back while its first
+    /// connection is being made are retried with backoff whatever
+    /// [`max_attempts`](Self::max_attempts) says. Zero turns the grace off.
     ///
     /// An application that starts before its sidecar proxy gets "connection
     /// refused" until the proxy listens, often for a second or two. Three
     /// attempts with sub-second backoff give up long before that; a grace of
-    /// a few seconds rides it out. Connect errors mean the request reached
-    /// nobody, so these retries are safe for any request and are not taken
-    /// from the budget.
+    /// a few seconds rides it out. Those requests reached nobody, so these
+    /// retries are safe for any request and are not taken from the budget.
+    /// Once a request has succeeded a refused connect is an outage, not a
+    /// start-up, and costs the usual attempts; a name that does not resolve,
+    /// a connect timeout or a TLS failure never gets the grace, since waiting
+    /// a few seconds does not heal them.
     pub fn startup_grace(mut self, grace: Duration) -> Self {
         self.startup_grace = grace;
         self

@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use super::handover::HandoverWatch;
 use super::stats::Counters;
 use super::{HandoverMarker, InvalidConfig, RetryConfig, RetryError, RetryStats, StopReason};
-use crate::{Cause, Classifier, Pace, RequestBody, RetrySafety, Verdict};
+use crate::{Cause, Classifier, ConnectKind, Pace, RequestBody, RetrySafety, Verdict};
 
 /// A retry policy: when to retry a failed request, after how long, and
 /// whether it is safe to.
@@ -32,6 +33,10 @@ struct Shared {
     classifier: Classifier<'static>,
     budget: Option<TpsBudget>,
     counters: Counters,
+    /// When the policy was made: the startup grace runs from here...
+    created: Instant,
+    /// ...until the first request that succeeds.
+    succeeded: AtomicBool,
 }
 
 impl fmt::Debug for RetryPolicy {
@@ -192,6 +197,8 @@ impl RetryPolicy {
                 classifier,
                 budget,
                 counters: Counters::default(),
+                created: Instant::now(),
+                succeeded: AtomicBool::new(false),
             }),
         })
     }
@@ -221,7 +228,23 @@ impl RetryPolicy {
         self.shared.counters.request();
     }
 
-    /// Starts a request's clock (for the startup grace and the deadline).
+    /// Records that a request succeeded, which ends the startup grace
+    /// ([`RetryConfig::startup_grace`]). [`run`](Self::run) and the tower
+    /// adapters call it.
+    pub fn record_success(&self) {
+        if !self.shared.succeeded.load(Ordering::Relaxed) {
+            self.shared.succeeded.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the startup grace is on at `now`: the policy has seen no
+    /// success yet, and it was made less than `startup_grace` ago.
+    fn in_startup(&self, now: Instant) -> bool {
+        !self.shared.succeeded.load(Ordering::Relaxed)
+            && now.saturating_duration_since(self.shared.created) < self.shared.config.startup_grace
+    }
+
+    /// Starts a request's clock (for the deadline).
     pub fn start(&self, facts: RequestFacts) -> RetryState {
         RetryState {
             facts,
@@ -351,12 +374,18 @@ impl RetryPolicy {
 
     /// Which kind of retry `verdict` calls for, and so what bounds it.
     fn kind_of(&self, state: &RetryState, verdict: Verdict, now: Instant) -> RetryKind {
-        let config = &self.shared.config;
-        // A request that reached nobody: a failed connect, or one hyper
-        // handed back while its connection was still being made.
-        let reached_nobody = matches!(verdict.cause(), Cause::Connect(_) | Cause::NotSent);
-        let grace =
-            reached_nobody && now.saturating_duration_since(state.started) < config.startup_grace;
+        // At startup, a request that reached nobody because nobody listens
+        // yet: a refused, reset or unreachable connect, or one hyper handed
+        // back while its first connection was being made. A name that does
+        // not resolve, a connect timeout or a TLS failure will not heal in
+        // a few seconds, and after a first success a refused connect is an
+        // outage, not a start-up.
+        let starting = matches!(
+            verdict.cause(),
+            Cause::Connect(ConnectKind::Refused | ConnectKind::Reset | ConnectKind::Unreachable)
+                | Cause::NotSent
+        );
+        let grace = starting && self.in_startup(now);
         if verdict.is_refusal() || verdict.is_never_processed() {
             // The server turned the request away (a drain, a refused
             // stream) or never saw it. Safety was checked above; what is
@@ -430,7 +459,10 @@ impl RetryPolicy {
                 .and_then(|timeout| now.checked_add(timeout));
             let until = earliest(deadline, attempt_deadline);
             let (decision, err) = match wait(attempt, until, handover_by, &watch).await {
-                Outcome::Done(Ok(value)) => return Ok(value),
+                Outcome::Done(Ok(value)) => {
+                    self.record_success();
+                    return Ok(value);
+                }
                 Outcome::Done(Err(err)) => (self.on_error(&mut state, &err), Some(err)),
                 Outcome::NotHandedOver => {
                     self.shared.counters.handover_timeout();
@@ -715,6 +747,47 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(
             stop_reason(p.decide(&mut s, REFUSED, Instant::now())),
+            Some(StopReason::AttemptsExhausted)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_ends_with_the_first_success() {
+        let p = policy(RetryConfig::default());
+        let mut before = p.begin(RequestFacts::new("GET", false));
+        for _ in 0..5 {
+            assert!(is_retry(p.decide(&mut before, REFUSED, Instant::now())));
+        }
+        p.record_success();
+        // An outage now: three attempts, as for any transient error.
+        let mut after = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut after, REFUSED, Instant::now())));
+        assert!(is_retry(p.decide(&mut after, REFUSED, Instant::now())));
+        assert_eq!(
+            stop_reason(p.decide(&mut after, REFUSED, Instant::now())),
+            Some(StopReason::AttemptsExhausted)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_runs_from_the_policys_creation_and_only_for_nobody_listening() {
+        let p = policy(RetryConfig::default().max_attempts(1));
+        let dns = verdict(
+            Cause::Connect(ConnectKind::Dns),
+            RetrySafety::AnyRequest,
+            Pace::Backoff,
+        );
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut s, dns, Instant::now())),
+            Some(StopReason::AttemptsExhausted),
+            "a name that does not resolve gets no grace"
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        // A request begun now, long after start-up, gets none either.
+        let mut late = p.begin(RequestFacts::new("GET", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut late, REFUSED, Instant::now())),
             Some(StopReason::AttemptsExhausted)
         );
     }
