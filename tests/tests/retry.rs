@@ -359,6 +359,9 @@ macro_rules! retry_tests {
                     let err = joined.unwrap().expect("failed within 10 s").unwrap_err();
                     let cause = err.verdict().map(|v| v.cause());
                     assert!(matches!(cause, Some(Cause::Connect(_) | Cause::NotSent)), "{err}");
+                    // A request handed back when the connect it waited on
+                    // failed is unsent, on both stacks.
+                    assert_ne!(cause, Some(Cause::Connect(ConnectKind::Other)), "{err:?}");
                     *attempts.entry(err.attempts()).or_insert(0) += 1;
                 }
                 let stats = policy.stats();

@@ -50,6 +50,18 @@ impl Backend for Modern {
             // (UserAbsoluteUriRequired)").
             let mut view = HyperView::default();
             view.connect = err.is_connect();
+            // A request that waited for a connect another request made, when
+            // that connect failed: hyper-util's pool hands it back
+            // ("request was canceled", its `CheckoutNoLongerWanted`) under
+            // the `Connect` kind. It never left the client, as hyper 0.14's
+            // "request has been canceled" for the same case.
+            let handed_back = err.source().is_some_and(|source| {
+                text_contains(&format_args!("{source}"), &["request was canceled"])
+            });
+            if view.connect && handed_back {
+                view.connect = false;
+                view.canceled = true;
+            }
             if err.source().is_none() && !view.connect {
                 view.user = text_contains(err, &["(User"]);
                 view.canceled = text_contains(err, &["(Canceled)"]);

@@ -20,9 +20,10 @@
 //! - **exponential backoff with full jitter**, a longer one when the peer
 //!   says it is overloaded (`ENHANCE_YOUR_CALM`), a cap, and an overall
 //!   deadline;
-//! - **startup grace**: connect errors are retried through a window measured
-//!   from the first attempt, whatever the attempt count, so an application
-//!   that starts before its sidecar proxy survives (see
+//! - **startup grace**: from the policy's creation until its first success,
+//!   connects nobody answers are retried through a window, whatever the
+//!   attempt count, so an application that starts before its sidecar proxy
+//!   survives, and an outage later costs only the usual attempts (see
 //!   [`RetryConfig::startup_grace`]);
 //! - **a retry budget** shared by every clone of the policy (tower's
 //!   `TpsBudget`), whose exhaustion is marked on the error
