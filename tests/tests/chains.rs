@@ -96,6 +96,43 @@ async fn a_backend_that_cannot_read_the_error_says_so_loudly() {
     );
 }
 
+/// An error type of the caller's that carries hyper's GOAWAY as its source.
+#[derive(Debug)]
+struct Wrapped(Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request failed")
+    }
+}
+
+impl Error for Wrapped {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A drain fails every request with the same unread GOAWAY: one warning for
+/// the kind, every occurrence counted.
+#[cfg(feature = "legacy")]
+#[tokio::test]
+async fn an_unread_go_away_is_warned_about_once_and_counted() {
+    let err = Wrapped(Box::new(legacy_go_away().await));
+    let modern_only = hyper_classify::Classifier::new(&[&classify_h2_04::Modern]);
+    let before = hyper_classify::unread_h2_errors();
+    let (verdicts, log) = logged(|| {
+        (0..5)
+            .map(|_| modern_only.classify(&err))
+            .collect::<Vec<_>>()
+    });
+    assert!(verdicts
+        .iter()
+        .all(|v| v.cause() == Cause::Unrecognized { h2_shaped: true }));
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+    assert!(log.contains("occurrences=1"), "{log}");
+    assert!(hyper_classify::unread_h2_errors() >= before + 5);
+}
+
 #[cfg(feature = "modern")]
 #[tokio::test]
 async fn a_legacy_only_classifier_flags_hyper_1s_go_away_as_h2_shaped() {
@@ -175,6 +212,52 @@ async fn tokio_timeouts_are_timeouts() {
     assert_eq!(verdict.cause(), Cause::Timeout);
     assert_eq!(verdict.safety(), RetrySafety::IdempotentOnly);
     assert_eq!(verdict.pace(), Pace::Backoff);
+}
+
+/// `hyper::upgrade::on` fails with `Canceled` when its connection is gone
+/// before the upgrade: that request was answered, so it is not unsent.
+/// hyper 1 prints only "operation was canceled" (the upgrade is the
+/// error's source), hyper 0.14 prints both.
+#[tokio::test]
+async fn an_abandoned_upgrade_is_not_a_request_handed_back_unsent() {
+    #[cfg(feature = "modern")]
+    {
+        let err = support::modern::abandoned_upgrade().await;
+        assert!(err.is_canceled(), "{err:?}");
+        assert_ne!(classify(&err).cause(), Cause::NotSent, "{err:?}");
+        assert_eq!(classify(&err).safety(), RetrySafety::Never);
+    }
+    #[cfg(feature = "legacy")]
+    {
+        let err = support::legacy::abandoned_upgrade().await;
+        assert!(err.is_canceled(), "{err:?}");
+        assert_ne!(classify(&err).cause(), Cause::NotSent, "{err:?}");
+        assert_eq!(classify(&err).safety(), RetrySafety::Never);
+    }
+}
+
+/// tower's `Timeout` (0.4 and 0.5) gives up with its own `Elapsed`, boxed:
+/// the error a `Retry` around a `Timeout` sees.
+#[tokio::test]
+async fn tower_timeouts_are_timeouts() {
+    let never = |_: ()| std::future::pending::<Result<(), io::Error>>();
+    let limit = std::time::Duration::from_millis(1);
+    let timeout_05 = tower::timeout::Timeout::new(tower::service_fn(never), limit);
+    let err_05 = tower::ServiceExt::oneshot(timeout_05, ())
+        .await
+        .unwrap_err();
+    let timeout_04 = tower_04::timeout::Timeout::new(tower_04::service_fn(never), limit);
+    let err_04 = tower_04::ServiceExt::oneshot(timeout_04, ())
+        .await
+        .unwrap_err();
+    for err in [err_05, err_04] {
+        let verdict = classify(&*err);
+        assert_eq!(verdict.cause(), Cause::Timeout, "{err}");
+        assert_eq!(verdict.safety(), RetrySafety::IdempotentOnly);
+    }
+    // The same words inside a longer message are not a timer's.
+    let wordy = io::Error::other("the request timed out, said the proxy");
+    assert_ne!(classify(&wordy).cause(), Cause::Timeout);
 }
 
 /// An error of the caller's own, with an optional cause and an optional

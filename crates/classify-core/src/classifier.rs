@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::decide::{decide, Evidence};
-use crate::text::{contains_any, starts_with_any};
+use crate::text::{contains_any, starts_with_any, text_is};
 
 /// How much of a connector error's text is read: enough for its leading
 /// words, short of the ": cause" hyper 0.14 appends.
@@ -61,14 +61,7 @@ impl<'b> Classifier<'b> {
             return verdict;
         }
         if evidence.is_empty() && looks_like_h2(err) {
-            tracing::warn!(
-                error = %err,
-                backends = ?self,
-                "an error that looks like an HTTP/2 GOAWAY or RST_STREAM was not recognised \
-                 by any enabled backend: most likely it comes from an h2 major version that no \
-                 enabled hyper-classify feature covers (hyper 0.14 needs `legacy`, hyper 1 \
-                 needs `modern`)"
-            );
+            crate::unread::report(err, self);
             return Verdict::new(
                 Cause::Unrecognized { h2_shaped: true },
                 verdict.safety(),
@@ -100,9 +93,8 @@ impl<'b> Classifier<'b> {
             if let Some(marked) = link.downcast_ref::<WithRequestBody>() {
                 evidence.body = marked.body();
             }
-            #[cfg(feature = "tokio")]
-            if link.is::<tokio::time::error::Elapsed>() {
-                evidence.elapsed = true;
+            if view.is_none() && link.source().is_none() && !link.is::<io::Error>() {
+                evidence.elapsed |= is_timer(link);
             }
         }
         if evidence.hyper.connect {
@@ -126,6 +118,22 @@ impl<'b> Classifier<'b> {
     }
 }
 
+/// What the timers of the field print when they give up, each a leaf error
+/// with exactly this text: tokio's `time::error::Elapsed`, tower's
+/// `timeout::error::Elapsed` (0.4 and 0.5), reqwest's `TimedOut`. Read by
+/// text, so the same error classifies the same whatever crates and features
+/// a build has.
+const TIMER_TEXTS: [&str; 3] = [
+    "deadline has elapsed",
+    "request timed out",
+    "operation timed out",
+];
+
+/// Whether `link` is a timer's "time is up".
+fn is_timer(link: &(dyn Error + 'static)) -> bool {
+    TIMER_TEXTS.iter().any(|text| text_is(&link, text))
+}
+
 /// Whether any link prints like an h2 `GOAWAY` or `RST_STREAM` error.
 fn looks_like_h2(err: &(dyn Error + 'static)) -> bool {
     // An io::Error's own text is the OS's (and formatting it allocates).
@@ -138,4 +146,25 @@ fn looks_like_h2(err: &(dyn Error + 'static)) -> bool {
                     |w| write!(w, "{link}"),
                 )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RetrySafety;
+
+    /// Read by its text, tokio's `Elapsed` is a timeout in every build:
+    /// this crate has no `tokio` feature that would change the answer.
+    #[tokio::test(start_paused = true)]
+    async fn tokio_elapsed_is_a_timeout_whatever_the_features() {
+        let elapsed = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            std::future::pending::<()>(),
+        )
+        .await
+        .unwrap_err();
+        let verdict = Classifier::new(&[]).classify(&elapsed);
+        assert_eq!(verdict.cause(), Cause::Timeout);
+        assert_eq!(verdict.safety(), RetrySafety::IdempotentOnly);
+    }
 }

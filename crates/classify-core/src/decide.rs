@@ -16,7 +16,7 @@ pub(crate) struct Evidence {
     pub(crate) hyper: HyperView,
     /// The innermost io error kind other than `Other` (which says nothing).
     pub(crate) io: Option<io::ErrorKind>,
-    /// A timer gave up (`tokio::time::error::Elapsed`).
+    /// A timer gave up (tokio's, tower's or reqwest's "time is up").
     pub(crate) elapsed: bool,
     /// A connector said name resolution failed.
     pub(crate) dns: bool,

@@ -26,7 +26,7 @@
 //! | `GOAWAY` or `RST_STREAM` made by our own side or our h2 | [`Protocol`](Cause::Protocol) | never | - |
 //! | connector says the URL is unusable | [`User`](Cause::User) | never | - |
 //! | connect error (refused, reset, DNS, timeout, unreachable, TLS) | [`Connect`](Cause::Connect) | any request | backoff |
-//! | timeout (hyper, h2 keep-alive, io `TimedOut`, tokio `Elapsed`) | [`Timeout`](Cause::Timeout) | idempotent only | backoff |
+//! | timeout (hyper, h2 keep-alive, io `TimedOut`, a timer's `Elapsed` (tokio, tower) or reqwest's `TimedOut`) | [`Timeout`](Cause::Timeout) | idempotent only | backoff |
 //! | other h2 error, or a response that did not parse | [`Protocol`](Cause::Protocol) | never | - |
 //! | a bare io `ConnectionRefused` / unreachable (no hyper or h2 error) | [`Connect`](Cause::Connect) | any request | backoff |
 //! | io error after the request was sent, incomplete message, closed channel | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
@@ -35,11 +35,13 @@
 //! When nothing is recognised but a link prints like an h2 `GOAWAY` or
 //! `RST_STREAM`, the cause is `Unrecognized { h2_shaped: true }` and a
 //! `tracing` warning names the likely reason: an h2 version no enabled
-//! backend covers. That is the failure this crate exists to make loud.
+//! backend covers. That is the failure this crate exists to make loud. The
+//! warning comes once per kind of error, then at its 10th, 100th, ...
+//! occurrence, so a drain does not flood the log; [`unread_h2_errors`]
+//! counts every one, for a metric.
 //!
 //! # Features
 //!
-//! - `tokio`: recognise `tokio::time::error::Elapsed` as a timeout.
 //! - `retry`: the [`retry`] policy (backoff, budget, startup grace,
 //!   refusal streaks, attempt timeouts, exactly-once safety), which the
 //!   stack adapters share.
@@ -54,6 +56,7 @@ mod reason;
 #[cfg(feature = "retry")]
 pub mod retry;
 mod text;
+mod unread;
 mod verdict;
 mod view;
 
@@ -62,5 +65,6 @@ pub use chain::{Chain, MAX_LINKS};
 pub use classifier::Classifier;
 pub use reason::Reason;
 pub use text::text_contains;
+pub use unread::unread_h2_errors;
 pub use verdict::{Cause, ConnectKind, Initiator, Pace, RetrySafety, Verdict};
 pub use view::{Backend, H2View, HyperView, View};

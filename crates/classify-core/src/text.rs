@@ -40,6 +40,77 @@ pub(crate) fn starts_with_any(
     contains_within(patterns, max_bytes, |w| write!(w, "{value}"))
 }
 
+/// Whether `value`'s `Display` text is exactly `expected`, without
+/// allocating: the write stops at the first byte that differs.
+pub(crate) fn text_is(value: &dyn fmt::Display, expected: &str) -> bool {
+    let mut exact = Exact {
+        rest: expected.as_bytes(),
+        differs: false,
+    };
+    let written = write!(exact, "{value}").is_ok();
+    written && !exact.differs && exact.rest.is_empty()
+}
+
+/// Compares written text against what is left of the expected text.
+struct Exact<'e> {
+    rest: &'e [u8],
+    differs: bool,
+}
+
+impl Write for Exact<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // As with `Scan`, a `Display` that writes on after the stop is not
+        // read: it cannot make a mismatch match.
+        match self.rest.strip_prefix(s.as_bytes()) {
+            Some(rest) if !self.differs => {
+                self.rest = rest;
+                Ok(())
+            }
+            _ => {
+                self.differs = true;
+                Err(fmt::Error)
+            }
+        }
+    }
+}
+
+/// A hash (FNV-1a) of the start of `value`'s `Debug` text, up to its first
+/// `(`, `{` or space, at most 64 bytes: a derived or tuple `Debug` begins
+/// with the type's name, so this tells error types apart without
+/// allocating.
+pub(crate) fn debug_type_hash(value: &dyn fmt::Debug) -> u64 {
+    let mut hash = TypeHash {
+        hash: 0xcbf2_9ce4_8422_2325,
+        left: 64,
+    };
+    let _ = write!(hash, "{value:?}");
+    hash.hash
+}
+
+/// One step of FNV-1a.
+pub(crate) fn fnv1a(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+}
+
+struct TypeHash {
+    hash: u64,
+    left: usize,
+}
+
+impl Write for TypeHash {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &byte in s.as_bytes() {
+            if self.left == 0 || matches!(byte, b'(' | b'{' | b' ') {
+                self.left = 0;
+                return Err(fmt::Error);
+            }
+            self.left -= 1;
+            self.hash = fnv1a(self.hash, byte);
+        }
+        Ok(())
+    }
+}
+
 /// Whether the text that `write` produces contains any of `patterns` (at
 /// most [`MAX_PATTERNS`]).
 pub(crate) fn contains_any(
@@ -186,6 +257,15 @@ mod tests {
     fn a_display_that_writes_on_after_a_match_is_read_no_further() {
         assert!(text_contains(&WritesOn, &["GoAway("]));
         assert!(text_contains(&WritesOn, &["(", "more"]));
+    }
+
+    #[test]
+    fn exact_text_matches_only_the_whole_text() {
+        assert!(text_is(&"deadline has elapsed", "deadline has elapsed"));
+        assert!(!text_is(&"deadline has elapsed!", "deadline has elapsed"));
+        assert!(!text_is(&"deadline has", "deadline has elapsed"));
+        assert!(!text_is(&WritesOn, "GoAway(NO_ERROR"));
+        assert!(text_is(&WritesOn, "GoAway(NO_ERROR) and more"));
     }
 
     #[test]

@@ -172,9 +172,14 @@ macro_rules! view_hyper_error {
     ($err:expr) => {{
         let err = $err;
         let mut view = $crate::HyperView::default();
-        // hyper's `upgrade::on` also fails with Canceled ("upgrade expected
-        // but not completed") after a response came back: not unsent.
-        view.canceled = err.is_canceled() && !$crate::text_contains(err, &["upgrade expected"]);
+        // hyper's `upgrade::on` also fails with Canceled after a response
+        // came back: not unsent. Its cause says so ("upgrade expected but
+        // not completed"); hyper 1's own text does not name the cause, and
+        // an io cause is never that one (its text is the OS's).
+        let upgrade_expected = ::std::error::Error::source(err).is_some_and(|cause| {
+            !cause.is::<::std::io::Error>() && $crate::text_contains(&cause, &["upgrade expected"])
+        });
+        view.canceled = err.is_canceled() && !upgrade_expected;
         view.timeout = err.is_timeout();
         view.incomplete_message = err.is_incomplete_message();
         // "dispatch task is gone": the connection task was dropped with the

@@ -13,7 +13,6 @@
 //! |---|---|---|
 //! | `modern` (default) | hyper 1, hyper-util, h2 0.4 | `classify-h2-04` |
 //! | `legacy` | hyper 0.14, h2 0.3 | `classify-h2-03` |
-//! | `tokio` | `tokio::time::error::Elapsed` is a timeout | - |
 //! | `retry` | the [`retry`] policy and its tower adapters | - |
 //! | `aws-smithy` | the AWS SDK's connector error and retry classifier ([`aws`]) | - |
 //!
@@ -69,6 +68,7 @@ compile_error!(
 
 use std::error::Error;
 
+pub use classify_core::unread_h2_errors;
 pub use classify_core::{
     Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RequestBody,
     RetrySafety, Verdict, WithRequestBody, MAX_LINKS,
