@@ -94,11 +94,7 @@ pub struct HttpReplay;
 
 impl<B: ReplayBody + HttpBody> Replay<Request<B>> for HttpReplay {
     fn facts(&self, req: &Request<B>) -> RequestFacts {
-        http_request_facts!(
-            req,
-            replayable = req.body().try_replay().is_some(),
-            end_stream = req.body().is_end_stream()
-        )
+        http_request_facts!(req, end_stream = req.body().is_end_stream())
     }
 
     fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {

@@ -9,6 +9,7 @@
 use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,11 +23,16 @@ use super::{Decision, HandoverMarker, RequestFacts, RetryError, RetryPolicy, Ret
 /// its `http::Request<B>`.
 pub trait Replay<Req>: Clone {
     /// The facts retries are decided on (method, `Idempotency-Key`, the
-    /// [`Idempotent`](super::Idempotent) marker, whether the body replays).
+    /// [`Idempotent`](super::Idempotent) marker, what follows the head).
+    /// Whether the body replays is not asked here: the adapters learn it
+    /// from [`try_replay`](Self::try_replay), so a body is not copied just
+    /// to find out.
     fn facts(&self, req: &Req) -> RequestFacts;
 
     /// A copy of `req` to send again, or `None` if its body cannot be
-    /// replayed.
+    /// replayed (now: a body that replays only so often may say `None`
+    /// later, and the request then stops with
+    /// [`StopReason::BodyNotReplayable`](super::StopReason::BodyNotReplayable)).
     fn try_replay(&self, req: &Req) -> Option<Req>;
 
     /// Puts `marker` into the attempt's request (its extensions), so the
@@ -101,8 +107,10 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let facts = self.replay.facts(&req);
+        // One copy kept aside, from which each retry is copied again; it is
+        // also how the policy learns whether the body replays.
         let template = self.replay.try_replay(&req);
+        let facts = self.replay.facts(&req).replayable(template.is_some());
         let (policy, replay, inner) =
             (self.policy.clone(), self.replay.clone(), self.inner.clone());
         let mut first = Some(req);
@@ -111,10 +119,9 @@ where
                 .run(facts, move |marker| {
                     let mut req = first
                         .take()
-                        .or_else(|| template.as_ref().and_then(|t| replay.try_replay(t)))
-                        .expect("the policy retries only requests whose body replays");
+                        .or_else(|| template.as_ref().and_then(|t| replay.try_replay(t)))?;
                     replay.mark(&mut req, marker);
-                    inner.clone().oneshot(req)
+                    Some(inner.clone().oneshot(req))
                 })
                 .await
         })
@@ -126,14 +133,29 @@ where
 ///
 /// tower's `Retry` hands the last error back unchanged, so unlike
 /// [`RetryLayer`] this cannot mark why it stopped: read the policy's
-/// [`stats`](RetryPolicy::stats) or its `tracing` events. It starts a
-/// request's clock at its first failure, and never sees a request whose body
-/// cannot be copied (tower does not retry those).
+/// [`stats`](RetryPolicy::stats) or its `tracing` events. A request's clock
+/// (for the deadline) starts when tower first copies it, just before its
+/// first attempt, as the layer's starts at the call. It never sees a request
+/// whose body cannot be copied (tower does not retry those).
 #[derive(Clone, Debug)]
 pub struct ClassifyPolicy<R> {
     policy: RetryPolicy,
     replay: R,
     state: Option<RetryState>,
+    began: Began,
+}
+
+/// When tower first copied the current request, as a
+/// [`RetryPolicy::mark`]: its clock starts then, as the layer's starts at
+/// the call. Atomic because tower 0.4 copies requests through `&self`; each
+/// copy of the policy has its own.
+#[derive(Debug, Default)]
+struct Began(AtomicU64);
+
+impl Clone for Began {
+    fn clone(&self) -> Self {
+        Began(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl<R> ClassifyPolicy<R> {
@@ -143,6 +165,7 @@ impl<R> ClassifyPolicy<R> {
             policy,
             replay,
             state: None,
+            began: Began::default(),
         }
     }
 
@@ -157,8 +180,13 @@ impl<R> ClassifyPolicy<R> {
     where
         R: Replay<Req>,
     {
+        // tower copies a request before its first attempt on the service's
+        // own policy, which never decides (no state), and before each retry
+        // on the request's copy, which has.
         if self.state.is_none() {
             self.policy.record_request();
+            let now = self.policy.mark(tokio::time::Instant::now());
+            self.began.0.store(now, Ordering::Relaxed);
         }
         self.replay.try_replay(req)
     }
@@ -168,10 +196,12 @@ impl<R> ClassifyPolicy<R> {
     where
         R: Replay<Req>,
     {
-        let (policy, replay) = (&self.policy, &self.replay);
-        let state = self
-            .state
-            .get_or_insert_with(|| policy.start(replay.facts(req)));
+        let (policy, replay, began) = (&self.policy, &self.replay, &self.began);
+        let state = self.state.get_or_insert_with(|| {
+            let now = tokio::time::Instant::now();
+            let began = policy.instant_of(began.0.load(Ordering::Relaxed));
+            policy.start_at(replay.facts(req), began.unwrap_or(now))
+        });
         match policy.on_error(state, err) {
             Decision::Retry { delay, .. } => Some(delay),
             Decision::Stop { .. } => None,
@@ -289,6 +319,65 @@ mod tests {
         assert_eq!(retry.call(Request(None)).await.unwrap(), "late");
         assert_eq!(attempts.load(Ordering::SeqCst), 1, "sent once");
         assert_eq!(retry.policy().stats().handover_timeouts, 0);
+    }
+
+    /// A body that can be copied once, then no more.
+    #[derive(Clone)]
+    struct ReplaysOnce(Arc<AtomicU32>);
+
+    impl Replay<Request> for ReplaysOnce {
+        fn facts(&self, _: &Request) -> RequestFacts {
+            RequestFacts::new("PUT", false)
+        }
+
+        fn try_replay(&self, _: &Request) -> Option<Request> {
+            (self.0.fetch_add(1, Ordering::SeqCst) == 0).then_some(Request(None))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_replaying_stops_the_retries_without_a_panic() {
+        let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[])).unwrap();
+        let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+        let service = tower::service_fn(move |_: Request| async move { Err::<(), _>(reset()) });
+        let mut retry = RetryLayer::new(policy, ReplaysOnce(Arc::default())).layer(service);
+        let err = retry.call(Request(None)).await.unwrap_err();
+        // The copy kept aside was the one copy: the retry finds none.
+        assert_eq!(err.reason(), super::super::StopReason::BodyNotReplayable);
+        assert_eq!(err.attempts(), 1, "{err}");
+        let last = err.last_error().map(io::Error::kind);
+        assert_eq!(last, Some(io::ErrorKind::ConnectionReset));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tower_policys_deadline_counts_from_the_call_as_the_layers_does() {
+        let config = RetryConfig::default()
+            .deadline(Duration::from_secs(1))
+            .startup_grace(Duration::ZERO)
+            .backoff(Duration::ZERO);
+        let policy = RetryPolicy::new(config, Classifier::new(&[])).unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        // The first attempt takes 2 s, past the deadline, and then fails.
+        let service = tower::service_fn(move |_: Request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionRefused))
+            }
+        });
+        let classify = ClassifyPolicy::new(policy.clone(), PostReplay);
+        let mut retry = tower::retry::Retry::new(classify, service);
+        for _ in 0..2 {
+            let err = tower::ServiceExt::ready(&mut retry)
+                .await
+                .unwrap()
+                .call(Request(None))
+                .await;
+            assert!(err.is_err());
+        }
+        assert_eq!(attempts.load(Ordering::SeqCst), 2, "one attempt a request");
+        assert_eq!(policy.stats().requests, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -161,8 +161,11 @@ impl RetryConfig {
     /// refused" until the proxy listens, often for a second or two. Three
     /// attempts with sub-second backoff give up long before that; a grace of
     /// a few seconds rides it out. Those requests reached nobody, so these
-    /// retries are safe for any request and are not taken from the budget.
-    /// Once a request has succeeded a refused connect is an outage, not a
+    /// retries are safe for any request. They are still taken from the
+    /// budget (whose reserve, 10 retries a second over 10 s by default,
+    /// covers a start-up's few requests), and a request's backoff starts
+    /// again from its base when the grace ends. Once a request has
+    /// succeeded a refused connect is an outage, not a
     /// start-up, and costs the usual attempts; a name that does not resolve,
     /// a connect timeout or a TLS failure never gets the grace, since waiting
     /// a few seconds does not heal them.

@@ -69,6 +69,7 @@ pub struct RetryError<E> {
     verdict: Option<Verdict>,
     attempts: u32,
     source: Option<E>,
+    earlier: Option<E>,
 }
 
 impl<E> RetryError<E> {
@@ -86,7 +87,15 @@ impl<E> RetryError<E> {
             verdict,
             attempts,
             source,
+            earlier: None,
         }
+    }
+
+    /// Adds, to a final error whose last attempt timed out, the error of the
+    /// attempt before it: the reason the request needed that last attempt.
+    pub fn with_earlier_error(mut self, earlier: Option<E>) -> Self {
+        self.earlier = earlier;
+        self
     }
 
     /// Why the request was not retried (again).
@@ -124,6 +133,12 @@ impl<E> RetryError<E> {
     pub fn into_last_error(self) -> Option<E> {
         self.source
     }
+
+    /// When the last attempt timed out: the error of the attempt before it,
+    /// if there was one.
+    pub fn earlier_error(&self) -> Option<&E> {
+        self.earlier.as_ref()
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
@@ -134,17 +149,25 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
             "request failed after {} attempt{s} ({})",
             self.attempts, self.reason
         )?;
-        match &self.source {
-            Some(source) => write!(f, ": {source}")?,
-            None => f.write_str(": the attempt timed out")?,
+        match (&self.source, &self.earlier) {
+            (Some(source), _) => write!(f, ": {source}"),
+            (None, Some(earlier)) => {
+                write!(
+                    f,
+                    ": the attempt timed out; the one before failed: {earlier}"
+                )
+            }
+            (None, None) => f.write_str(": the attempt timed out"),
         }
-        Ok(())
     }
 }
 
 impl<E: Error + 'static> Error for RetryError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source.as_ref().map(|e| e as &(dyn Error + 'static))
+        // A timed-out last attempt has no error; the one before it is the
+        // nearest real cause.
+        let source = self.source.as_ref().or(self.earlier.as_ref());
+        source.map(|e| e as &(dyn Error + 'static))
     }
 }
 

@@ -57,12 +57,11 @@ pub use stats::RetryStats;
 pub struct Idempotent;
 
 /// The [`RequestFacts`] of an `http::Request` of any `http` version (0.2 or
-/// 1, whose request APIs are the same), given whether its body replays and
-/// its `is_end_stream()`. Written once here; each backend expands it
-/// against its own `http`.
+/// 1, whose request APIs are the same), given its body's `is_end_stream()`.
+/// Written once here; each backend expands it against its own `http`.
 #[macro_export]
 macro_rules! http_request_facts {
-    ($req:expr, replayable = $replayable:expr, end_stream = $end_stream:expr) => {{
+    ($req:expr, end_stream = $end_stream:expr) => {{
         let req = $req;
         $crate::retry::RequestFacts::new(
             req.method().as_str(),
@@ -73,7 +72,6 @@ macro_rules! http_request_facts {
                 .get::<$crate::retry::Idempotent>()
                 .is_some(),
         )
-        .replayable($replayable)
         .body($crate::RequestBody::from_end_stream($end_stream))
     }};
 }

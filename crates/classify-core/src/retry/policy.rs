@@ -146,6 +146,9 @@ pub struct RetryState {
     backoffs: u32,
     free_retry_used: bool,
     lost_retry_used: bool,
+    /// Whether the last retry was a startup-grace one: when the grace ends,
+    /// the backoff starts again from its base.
+    in_grace: bool,
 }
 
 impl RetryState {
@@ -237,6 +240,19 @@ impl RetryPolicy {
         }
     }
 
+    /// `now` as a mark on this policy's clock: nanoseconds since it was
+    /// made, plus one (0 is "no mark"), for an atomic.
+    pub(crate) fn mark(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.shared.created);
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// The instant a [`mark`](Self::mark) stands for.
+    pub(crate) fn instant_of(&self, mark: u64) -> Option<Instant> {
+        let since = Duration::from_nanos(mark.checked_sub(1)?);
+        self.shared.created.checked_add(since)
+    }
+
     /// Whether the startup grace is on at `now`: the policy has seen no
     /// success yet, and it was made less than `startup_grace` ago.
     fn in_startup(&self, now: Instant) -> bool {
@@ -246,15 +262,23 @@ impl RetryPolicy {
 
     /// Starts a request's clock (for the deadline).
     pub fn start(&self, facts: RequestFacts) -> RetryState {
+        self.start_at(facts, Instant::now())
+    }
+
+    /// Starts a request whose clock started at `started`: a tower `Policy`
+    /// sees a request first when tower copies it, and decides only after
+    /// its first attempt failed.
+    pub(crate) fn start_at(&self, facts: RequestFacts, started: Instant) -> RetryState {
         RetryState {
             facts,
-            started: Instant::now(),
+            started,
             sent: 1,
             counted: 1,
             refusals: 0,
             backoffs: 0,
             free_retry_used: false,
             lost_retry_used: false,
+            in_grace: false,
         }
     }
 
@@ -314,6 +338,12 @@ impl RetryPolicy {
         }
 
         let kind = self.kind_of(state, verdict, now);
+        // Waits stepped up while nobody listened say nothing about the
+        // server that now answers: start its backoff from the base.
+        if state.in_grace && kind != RetryKind::Grace {
+            state.in_grace = false;
+            state.backoffs = 0;
+        }
         let delay = match kind {
             RetryKind::Free | RetryKind::Refusal if state.refusals >= config.max_refusals => {
                 return stop(StopReason::RefusalsExhausted)
@@ -344,7 +374,9 @@ impl RetryPolicy {
                 return stop(StopReason::DeadlineExceeded);
             }
         }
-        if matches!(kind, RetryKind::Refusal | RetryKind::Counted) {
+        // Every retry but the free one draws on the budget: the grace too,
+        // so that many requests started before the server are bounded.
+        if kind != RetryKind::Free {
             if let Some(budget) = &self.shared.budget {
                 if !budget.withdraw() {
                     return stop(StopReason::BudgetExhausted);
@@ -357,7 +389,7 @@ impl RetryPolicy {
                 state.refusals += 1;
             }
             RetryKind::Refusal => state.refusals += 1,
-            RetryKind::Grace => {}
+            RetryKind::Grace => state.in_grace = true,
             RetryKind::Counted => {
                 state.counted += 1;
                 state.lost_retry_used |= verdict.cause() == Cause::ConnectionLost;
@@ -428,7 +460,10 @@ impl RetryPolicy {
     ///
     /// `send` is called once per attempt and must send the request afresh,
     /// carrying the [`HandoverMarker`] it is given in the request's
-    /// extensions (see [`Replay::mark`](super::Replay::mark)). The deadline
+    /// extensions (see [`Replay::mark`](super::Replay::mark)), or return
+    /// `None` if the request cannot be sent again (its body no longer
+    /// replays): it then stops with
+    /// [`StopReason::BodyNotReplayable`] and the last error. The deadline
     /// and the attempt timeout cut an attempt in flight short; the
     /// [handover timeout](RetryConfig::handover_timeout) gives up one the
     /// client still holds.
@@ -439,7 +474,7 @@ impl RetryPolicy {
     ) -> Result<T, RetryError<E>>
     where
         E: Error + 'static,
-        F: FnMut(HandoverMarker) -> Fut,
+        F: FnMut(HandoverMarker) -> Option<Fut>,
         Fut: Future<Output = Result<T, E>>,
     {
         let config = &self.shared.config;
@@ -447,9 +482,19 @@ impl RetryPolicy {
         let deadline = config
             .deadline
             .and_then(|deadline| state.started.checked_add(deadline));
+        // The error of the last attempt that had one: what a final error
+        // reports when its own last attempt timed out.
+        let mut earlier = None;
+        let mut last_verdict = None;
         loop {
             let (marker, watch) = HandoverWatch::new();
-            let attempt = send(marker);
+            let Some(attempt) = send(marker) else {
+                // The retry was decided, but the body would not copy again.
+                let reason = StopReason::BodyNotReplayable;
+                self.shared.counters.stop(reason);
+                let err = RetryError::new(reason, last_verdict, state.sent - 1, earlier);
+                return Err(err);
+            };
             let now = Instant::now();
             let attempt_deadline = config
                 .attempt_timeout
@@ -478,18 +523,23 @@ impl RetryPolicy {
                     self.shared.counters.stop(StopReason::DeadlineExceeded);
                     let verdict = Some(ATTEMPT_TIMED_OUT.for_body(state.facts.body));
                     let reason = StopReason::DeadlineExceeded;
-                    return Err(RetryError::new(reason, verdict, state.sent, None));
+                    let err = RetryError::new(reason, verdict, state.sent, None);
+                    return Err(err.with_earlier_error(earlier));
                 }
                 Outcome::TimedOut => (self.on_attempt_timeout(&mut state), None),
             };
             match decision {
-                Decision::Retry { delay, .. } => {
+                Decision::Retry { delay, verdict } => {
+                    earlier = err.or(earlier);
+                    last_verdict = Some(verdict);
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
                 }
                 Decision::Stop { reason, verdict } => {
-                    return Err(RetryError::new(reason, Some(verdict), state.sent, err));
+                    let earlier = if err.is_none() { earlier } else { None };
+                    let err = RetryError::new(reason, Some(verdict), state.sent, err);
+                    return Err(err.with_earlier_error(earlier));
                 }
             }
         }
@@ -790,6 +840,70 @@ mod tests {
             stop_reason(p.decide(&mut late, REFUSED, Instant::now())),
             Some(StopReason::AttemptsExhausted)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grace_retries_draw_on_the_budget() {
+        let empty = RetryBudget::new(Duration::from_secs(1), 0, 0.0);
+        let p = policy(RetryConfig::default().budget(Some(empty)));
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert_eq!(
+            stop_reason(p.decide(&mut s, REFUSED, Instant::now())),
+            Some(StopReason::BudgetExhausted)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_backoff_starts_again_from_its_base_when_the_grace_ends() {
+        let base = Duration::from_secs(1);
+        let p = policy(
+            RetryConfig::default()
+                .backoff(base)
+                .max_backoff(Duration::MAX),
+        );
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        for _ in 0..8 {
+            assert!(is_retry(p.decide(&mut s, REFUSED, Instant::now())));
+        }
+        p.record_success();
+        // Without the reset this wait could be up to 256 s.
+        for _ in 0..20 {
+            let mut probe = s.clone();
+            match p.decide(&mut probe, REFUSED, Instant::now()) {
+                Decision::Retry { delay, .. } => assert!(delay <= base, "{delay:?}"),
+                other => panic!("expected a retry, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_cuts_an_attempt_short_keeps_the_error_before_it() {
+        let p = policy(
+            RetryConfig::default()
+                .deadline(Duration::from_secs(1))
+                .startup_grace(Duration::ZERO)
+                .backoff(Duration::ZERO),
+        );
+        let mut attempt = 0;
+        let err = p
+            .run(RequestFacts::new("GET", false), |_marker| {
+                attempt += 1;
+                let first = attempt == 1;
+                Some(async move {
+                    if first {
+                        return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+                    }
+                    std::future::pending().await
+                })
+            })
+            .await
+            .map(|()| ())
+            .unwrap_err();
+        assert_eq!(err.reason(), StopReason::DeadlineExceeded);
+        assert!(err.is_timeout());
+        let source = std::error::Error::source(&err).expect("the refused connect");
+        assert_eq!(source.to_string(), "connection refused");
+        assert!(err.to_string().contains("the one before failed"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
