@@ -127,7 +127,10 @@ impl RetryConfig {
     /// connection that stopped making progress without failing. Raise it
     /// for long polls. The [`RetryLayer`](super::RetryLayer) applies it; a
     /// tower `Retry` with [`ClassifyPolicy`](super::ClassifyPolicy) needs
-    /// tower's own `Timeout` layer inside it.
+    /// tower's own `Timeout` layer inside it, its boxed error mapped to an
+    /// `Error` type (`map_err` with a function that calls
+    /// `io::Error::other`: a box is not an `Error`, and the classifier sees
+    /// through the `io::Error` to tower's `Elapsed`).
     pub fn attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.attempt_timeout = timeout;
         self
@@ -161,9 +164,9 @@ impl RetryConfig {
     /// refused" until the proxy listens, often for a second or two. Three
     /// attempts with sub-second backoff give up long before that; a grace of
     /// a few seconds rides it out. Those requests reached nobody, so these
-    /// retries are safe for any request. They are still taken from the
-    /// budget (whose reserve, 10 retries a second over 10 s by default,
-    /// covers a start-up's few requests), and a request's backoff starts
+    /// retries are safe for any request, and they are bounded by the
+    /// grace's window rather than the budget: a start-up sends many requests
+    /// at once, more than the budget's reserve. A request's backoff starts
     /// again from its base when the grace ends. Once a request has
     /// succeeded a refused connect is an outage, not a
     /// start-up, and costs the usual attempts; a name that does not resolve,
