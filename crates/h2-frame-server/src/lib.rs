@@ -236,6 +236,13 @@ impl Conn {
 
     /// Reads the client preface and sends the server's (empty) SETTINGS.
     pub async fn handshake(&mut self) -> io::Result<()> {
+        self.read_preface().await?;
+        self.send_frame(kind::SETTINGS, 0, 0, &[]).await
+    }
+
+    /// Reads the client preface only: a server that then sends nothing,
+    /// not even its SETTINGS.
+    pub async fn read_preface(&mut self) -> io::Result<()> {
         let mut preface = [0; PREFACE.len()];
         self.stream.read_exact(&mut preface).await?;
         if preface != PREFACE {
@@ -244,7 +251,7 @@ impl Conn {
                 "not an HTTP/2 prior-knowledge client",
             ));
         }
-        self.send_frame(kind::SETTINGS, 0, 0, &[]).await
+        Ok(())
     }
 
     /// Reads one frame; `None` when the client closed the connection.

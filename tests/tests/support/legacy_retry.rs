@@ -1,10 +1,15 @@
 //! hyper 0.14 clients behind hyper-classify's retry layer.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
 use bytes::Bytes;
 use hyper_0_14::client::HttpConnector;
 use hyper_0_14::{Client, Error, Method, Request};
 use hyper_classify::legacy::retry::{HttpReplay, LegacyPolicy, NotReplayable};
-use hyper_classify::retry::{self, Retry, RetryError, RetryPolicy};
+use hyper_classify::retry::{self, ClassifyPolicy, Retry, RetryError, RetryPolicy};
 use tower::{Layer, ServiceExt};
 
 /// The body retried requests carry.
@@ -80,4 +85,90 @@ pub async fn get_with_tower_policy(policy: RetryPolicy, url: &str) -> Result<u16
     let request = request_with_id(Method::GET, url, 1);
     let response = tower_04::ServiceExt::oneshot(retrying, request).await?;
     Ok(response.status().as_u16())
+}
+
+/// One request of the hostile-server suite, sent.
+pub type Sending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A GET without a body, or a POST with one.
+fn hostile_request(is_post: bool, url: &str, id: u64) -> Request<ReplayableBody> {
+    match is_post {
+        true => request_with_body(Method::POST, url, id, b"order"),
+        false => request_with_body(Method::GET, url, id, b""),
+    }
+}
+
+/// A hyper 0.14 HTTP/2 client, TCP_NODELAY on.
+fn client() -> Client<HttpConnector, ReplayableBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder().http2_only(true).build(connector)
+}
+
+/// The hostile-server suite's requests through the retry layer.
+pub fn hostile_layer(
+    policy: RetryPolicy,
+    url: String,
+    _attempt_timeout: Duration,
+) -> impl Fn(bool, u64) -> Sending {
+    let client = retry_client(policy);
+    move |is_post, id| {
+        let (client, req) = (client.clone(), hostile_request(is_post, &url, id));
+        Box::pin(async move {
+            client
+                .oneshot(req)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The hostile-server suite's requests through tower 0.4's `Retry` with
+/// [`LegacyPolicy`], around tower 0.4's `Timeout` (its boxed error made an
+/// `io::Error`).
+pub fn hostile_tower_04(
+    policy: RetryPolicy,
+    url: String,
+    attempt_timeout: Duration,
+) -> impl Fn(bool, u64) -> Sending {
+    let timed = tower_04::ServiceExt::map_err(
+        tower_04::timeout::Timeout::new(client(), attempt_timeout),
+        into_io,
+    );
+    let retrying = tower_04::retry::Retry::new(LegacyPolicy::new(policy), timed);
+    move |is_post, id| {
+        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
+        Box::pin(async move {
+            let response = tower_04::ServiceExt::oneshot(service, req).await;
+            response.map(drop).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The hostile-server suite's requests through tower 0.5's `Retry` with
+/// [`ClassifyPolicy`] and the hyper 0.14 `HttpReplay`.
+pub fn hostile_tower_05(
+    policy: RetryPolicy,
+    url: String,
+    attempt_timeout: Duration,
+) -> impl Fn(bool, u64) -> Sending {
+    let timed = tower::timeout::Timeout::new(client(), attempt_timeout).map_err(into_io);
+    let retrying = tower::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), timed);
+    move |is_post, id| {
+        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
+        Box::pin(async move {
+            service
+                .oneshot(req)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// tower's `Timeout` boxes its errors, and a box is not an `Error`: give the
+/// `Policy` an `io::Error` around it (the classifier looks inside).
+fn into_io(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> io::Error {
+    io::Error::other(err)
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub use h2_frame_server::ledger;
+pub mod hostile;
 pub mod legacy;
 #[cfg(feature = "legacy")]
 pub mod legacy_retry;

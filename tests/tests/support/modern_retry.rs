@@ -1,5 +1,10 @@
 //! hyper-util (hyper 1) clients behind hyper-classify's retry layer.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_1::{Method, Request};
@@ -90,4 +95,67 @@ pub async fn get_with_tower_policy(
         .oneshot(request_with_id(Method::GET, url, 1))
         .await?;
     Ok(response.status().as_u16())
+}
+
+/// One request of the hostile-server suite, sent.
+pub type Sending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A GET without a body, or a POST with one.
+fn hostile_request(is_post: bool, url: &str, id: u64) -> Request<ReplayableBody> {
+    match is_post {
+        true => request_with_body(Method::POST, url, id, b"order"),
+        false => request_with_body(Method::GET, url, id, b""),
+    }
+}
+
+/// The hostile-server suite's requests through the retry layer.
+pub fn hostile_layer(
+    policy: RetryPolicy,
+    url: String,
+    _attempt_timeout: Duration,
+) -> impl Fn(bool, u64) -> Sending {
+    let client = retry_client(policy);
+    move |is_post, id| {
+        let (client, req) = (client.clone(), hostile_request(is_post, &url, id));
+        Box::pin(async move {
+            client
+                .oneshot(req)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The hostile-server suite's requests through tower 0.5's `Retry` with
+/// [`ClassifyPolicy`], around tower's `Timeout` (whose boxed error is made
+/// an `io::Error`, as a tower `Policy` needs an `Error` type).
+pub fn hostile_tower_05(
+    policy: RetryPolicy,
+    url: String,
+    attempt_timeout: Duration,
+) -> impl Fn(bool, u64) -> Sending {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector);
+    let timed = tower::timeout::Timeout::new(client, attempt_timeout).map_err(into_io);
+    let retrying = tower::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), timed);
+    move |is_post, id| {
+        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
+        Box::pin(async move {
+            service
+                .oneshot(req)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// tower's `Timeout` boxes its errors, and a box is not an `Error`: give the
+/// `Policy` an `io::Error` around it (the classifier looks inside).
+fn into_io(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> io::Error {
+    io::Error::other(err)
 }
