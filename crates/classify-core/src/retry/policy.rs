@@ -37,6 +37,10 @@ struct Shared {
     created: Instant,
     /// ...until the first request that succeeds.
     succeeded: AtomicBool,
+    /// Whether the last connect failed and no request has succeeded since:
+    /// nobody answers, and a request handed back unsent is then one more
+    /// failed try, not a refusal by a server that works.
+    unreachable: AtomicBool,
 }
 
 impl fmt::Debug for RetryPolicy {
@@ -145,6 +149,9 @@ pub struct RetryState {
     refusals: u32,
     backoffs: u32,
     free_retry_used: bool,
+    /// Whether the free retry went to a request handed back unsent: if
+    /// connects then turn out to fail, that send was an attempt after all.
+    free_retry_not_sent: bool,
     lost_retry_used: bool,
     /// Whether the last retry was a startup-grace one: when the grace ends,
     /// the backoff starts again from its base.
@@ -202,6 +209,7 @@ impl RetryPolicy {
                 counters: Counters::default(),
                 created: Instant::now(),
                 succeeded: AtomicBool::new(false),
+                unreachable: AtomicBool::new(false),
             }),
         })
     }
@@ -235,8 +243,13 @@ impl RetryPolicy {
     /// ([`RetryConfig::startup_grace`]). [`run`](Self::run) and the tower
     /// adapters call it.
     pub fn record_success(&self) {
+        // Loads first: a store on every success would bounce the cache line
+        // between the cores of a busy client.
         if !self.shared.succeeded.load(Ordering::Relaxed) {
             self.shared.succeeded.store(true, Ordering::Relaxed);
+        }
+        if self.shared.unreachable.load(Ordering::Relaxed) {
+            self.shared.unreachable.store(false, Ordering::Relaxed);
         }
     }
 
@@ -251,6 +264,11 @@ impl RetryPolicy {
     pub(crate) fn instant_of(&self, mark: u64) -> Option<Instant> {
         let since = Duration::from_nanos(mark.checked_sub(1)?);
         self.shared.created.checked_add(since)
+    }
+
+    /// Whether the last connect failed and nothing succeeded since.
+    fn is_unreachable(&self) -> bool {
+        self.shared.unreachable.load(Ordering::Relaxed)
     }
 
     /// Whether the startup grace is on at `now`: the policy has seen no
@@ -277,6 +295,7 @@ impl RetryPolicy {
             refusals: 0,
             backoffs: 0,
             free_retry_used: false,
+            free_retry_not_sent: false,
             lost_retry_used: false,
             in_grace: false,
         }
@@ -344,6 +363,13 @@ impl RetryPolicy {
             state.in_grace = false;
             state.backoffs = 0;
         }
+        // Handed back unsent before this policy learnt that connects fail
+        // (the failed connect's own request decided later): it was an
+        // attempt at an unreachable server, and counts as one now.
+        if kind == RetryKind::Counted && state.free_retry_not_sent && self.is_unreachable() {
+            state.free_retry_not_sent = false;
+            state.counted += 1;
+        }
         let delay = match kind {
             RetryKind::Free | RetryKind::Refusal if state.refusals >= config.max_refusals => {
                 return stop(StopReason::RefusalsExhausted)
@@ -388,6 +414,7 @@ impl RetryPolicy {
         match kind {
             RetryKind::Free => {
                 state.free_retry_used = true;
+                state.free_retry_not_sent = verdict.cause() == Cause::NotSent;
                 state.refusals += 1;
             }
             RetryKind::Refusal => state.refusals += 1,
@@ -420,6 +447,15 @@ impl RetryPolicy {
                 | Cause::NotSent
         );
         let grace = starting && self.in_startup(now);
+        if matches!(verdict.cause(), Cause::Connect(_)) {
+            self.shared.unreachable.store(true, Ordering::Relaxed);
+        }
+        // While connects fail, a request handed back unsent was waiting on
+        // one of them: an attempt like the connect's own, so an outage costs
+        // `max_attempts` sends a request, not a refusal streak.
+        if verdict.cause() == Cause::NotSent && self.is_unreachable() && !grace {
+            return RetryKind::Counted;
+        }
         if verdict.is_refusal() || verdict.is_never_processed() {
             // The server turned the request away (a drain, a refused
             // stream) or never saw it. Safety was checked above; what is
@@ -912,6 +948,41 @@ mod tests {
         let source = std::error::Error::source(&err).expect("the refused connect");
         assert_eq!(source.to_string(), "connection refused");
         assert!(err.to_string().contains("the one before failed"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_connects_fail_a_request_handed_back_is_an_attempt() {
+        let p = policy(RetryConfig::default().startup_grace(Duration::ZERO));
+        let not_sent = verdict(Cause::NotSent, RetrySafety::AnyRequest, Pace::Immediate);
+        // A server that answers: handed back unsent is a refusal, free.
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut s, not_sent, Instant::now())));
+        assert_eq!(p.stats().transparent_retries, 1);
+        // Once a connect failed: three sends in all, whatever the mix.
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut s, REFUSED, Instant::now())));
+        assert!(is_retry(p.decide(&mut s, not_sent, Instant::now())));
+        assert_eq!(
+            stop_reason(p.decide(&mut s, not_sent, Instant::now())),
+            Some(StopReason::AttemptsExhausted)
+        );
+        assert_eq!(s.attempts(), 3);
+        // Handed back before the connect's failure was decided: the free
+        // retry it got is counted once the failure is known.
+        p.record_success();
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut s, not_sent, Instant::now())));
+        assert!(is_retry(p.decide(&mut s, REFUSED, Instant::now())));
+        assert_eq!(
+            stop_reason(p.decide(&mut s, REFUSED, Instant::now())),
+            Some(StopReason::AttemptsExhausted)
+        );
+        assert_eq!(s.attempts(), 3);
+        // A success says the server answers again.
+        p.record_success();
+        let mut s = p.begin(RequestFacts::new("GET", false));
+        assert!(is_retry(p.decide(&mut s, not_sent, Instant::now())));
+        assert_eq!(p.stats().transparent_retries, 3);
     }
 
     #[tokio::test(start_paused = true)]
