@@ -941,7 +941,7 @@ mod tests {
                 })
             })
             .await
-            .map(|()| ())
+            .map(|(): ()| ())
             .unwrap_err();
         assert_eq!(err.reason(), StopReason::DeadlineExceeded);
         assert!(err.is_timeout());
