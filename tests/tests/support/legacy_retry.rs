@@ -1,8 +1,5 @@
 //! hyper 0.14 clients behind hyper-classify's retry layer.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +8,8 @@ use hyper_0_14::{Client, Error, Method, Request};
 use hyper_classify::legacy::retry::{HttpReplay, LegacyPolicy, NotReplayable};
 use hyper_classify::retry::{self, ClassifyPolicy, Retry, RetryError, RetryPolicy};
 use tower::{Layer, ServiceExt};
+
+use super::{into_io, sender, Sending};
 
 /// The body retried requests carry.
 pub type ReplayableBody = http_body_04::Full<Bytes>;
@@ -87,9 +86,6 @@ pub async fn get_with_tower_policy(policy: RetryPolicy, url: &str) -> Result<u16
     Ok(response.status().as_u16())
 }
 
-/// One request of the hostile-server suite, sent.
-pub type Sending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
 /// A GET without a body, or a POST with one.
 fn hostile_request(is_post: bool, url: &str, id: u64) -> Request<ReplayableBody> {
     match is_post {
@@ -111,22 +107,12 @@ pub fn hostile_layer(
     url: String,
     _attempt_timeout: Duration,
 ) -> impl Fn(bool, u64) -> Sending {
-    let client = retry_client(policy);
-    move |is_post, id| {
-        let (client, req) = (client.clone(), hostile_request(is_post, &url, id));
-        Box::pin(async move {
-            client
-                .oneshot(req)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
+    let layer = retry_client(policy);
+    sender(layer, move |is_post, id| hostile_request(is_post, &url, id))
 }
 
 /// The hostile-server suite's requests through tower 0.4's `Retry` with
-/// [`LegacyPolicy`], around tower 0.4's `Timeout` (its boxed error made an
-/// `io::Error`).
+/// [`LegacyPolicy`], around tower 0.4's `Timeout`.
 pub fn hostile_tower_04(
     policy: RetryPolicy,
     url: String,
@@ -137,13 +123,9 @@ pub fn hostile_tower_04(
         into_io,
     );
     let retrying = tower_04::retry::Retry::new(LegacyPolicy::new(policy), timed);
-    move |is_post, id| {
-        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
-        Box::pin(async move {
-            let response = tower_04::ServiceExt::oneshot(service, req).await;
-            response.map(drop).map_err(|e| e.to_string())
-        })
-    }
+    sender(retrying, move |is_post, id| {
+        hostile_request(is_post, &url, id)
+    })
 }
 
 /// The hostile-server suite's requests through tower 0.5's `Retry` with
@@ -155,20 +137,7 @@ pub fn hostile_tower_05(
 ) -> impl Fn(bool, u64) -> Sending {
     let timed = tower::timeout::Timeout::new(client(), attempt_timeout).map_err(into_io);
     let retrying = tower::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), timed);
-    move |is_post, id| {
-        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
-        Box::pin(async move {
-            service
-                .oneshot(req)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// tower's `Timeout` boxes its errors, and a box is not an `Error`: give the
-/// `Policy` an `io::Error` around it (the classifier looks inside).
-fn into_io(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> io::Error {
-    io::Error::other(err)
+    sender(retrying, move |is_post, id| {
+        hostile_request(is_post, &url, id)
+    })
 }

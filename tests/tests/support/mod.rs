@@ -24,6 +24,38 @@ pub mod modern;
 #[cfg(feature = "modern")]
 pub mod modern_retry;
 
+/// One request of the hostile-server suite, sent: `Ok` if a response
+/// head came back.
+pub type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// A `Fn(is_post, id)` that sends `request(is_post, id)` through `service`
+/// (the retry layer, or a tower `Retry` of either tower: both are
+/// tower-service 0.3 services).
+pub fn sender<S, Req>(
+    service: S,
+    request: impl Fn(bool, u64) -> Req,
+) -> impl Fn(bool, u64) -> Sending
+where
+    S: tower::Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Display,
+    Req: Send + 'static,
+{
+    move |is_post, id| {
+        let (service, req) = (service.clone(), request(is_post, id));
+        Box::pin(async move {
+            let response = tower::ServiceExt::oneshot(service, req).await;
+            response.map(drop).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// tower's `Timeout` boxes its errors, and a box is not an `Error`: give a
+/// tower `Policy` an `io::Error` around it (the classifier looks inside).
+pub fn into_io(err: Box<dyn Error + Send + Sync + 'static>) -> io::Error {
+    io::Error::other(err)
+}
+
 /// Asserts the verdict on `err`, showing the chain when it is not the one
 /// expected. `pace` is only checked when a retry is allowed at all.
 #[track_caller]

@@ -1,8 +1,5 @@
 //! hyper-util (hyper 1) clients behind hyper-classify's retry layer.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +11,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
+
+use super::{into_io, sender, Sending};
 
 /// The body retried requests carry.
 pub type ReplayableBody = Full<Bytes>;
@@ -97,9 +96,6 @@ pub async fn get_with_tower_policy(
     Ok(response.status().as_u16())
 }
 
-/// One request of the hostile-server suite, sent.
-pub type Sending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
 /// A GET without a body, or a POST with one.
 fn hostile_request(is_post: bool, url: &str, id: u64) -> Request<ReplayableBody> {
     match is_post {
@@ -114,22 +110,12 @@ pub fn hostile_layer(
     url: String,
     _attempt_timeout: Duration,
 ) -> impl Fn(bool, u64) -> Sending {
-    let client = retry_client(policy);
-    move |is_post, id| {
-        let (client, req) = (client.clone(), hostile_request(is_post, &url, id));
-        Box::pin(async move {
-            client
-                .oneshot(req)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
+    let layer = retry_client(policy);
+    sender(layer, move |is_post, id| hostile_request(is_post, &url, id))
 }
 
 /// The hostile-server suite's requests through tower 0.5's `Retry` with
-/// [`ClassifyPolicy`], around tower's `Timeout` (whose boxed error is made
-/// an `io::Error`, as a tower `Policy` needs an `Error` type).
+/// [`ClassifyPolicy`], around tower's `Timeout`.
 pub fn hostile_tower_05(
     policy: RetryPolicy,
     url: String,
@@ -142,20 +128,7 @@ pub fn hostile_tower_05(
         .build(connector);
     let timed = tower::timeout::Timeout::new(client, attempt_timeout).map_err(into_io);
     let retrying = tower::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), timed);
-    move |is_post, id| {
-        let (service, req) = (retrying.clone(), hostile_request(is_post, &url, id));
-        Box::pin(async move {
-            service
-                .oneshot(req)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// tower's `Timeout` boxes its errors, and a box is not an `Error`: give the
-/// `Policy` an `io::Error` around it (the classifier looks inside).
-fn into_io(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> io::Error {
-    io::Error::other(err)
+    sender(retrying, move |is_post, id| {
+        hostile_request(is_post, &url, id)
+    })
 }

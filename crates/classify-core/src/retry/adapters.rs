@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -145,12 +146,25 @@ pub struct ClassifyPolicy<R> {
     began: Began,
 }
 
-/// When tower first copied the current request, as a
-/// [`RetryPolicy::mark`]: its clock starts then, as the layer's starts at
-/// the call. Atomic because tower 0.4 copies requests through `&self`; each
-/// copy of the policy has its own.
+/// When tower first copied the current request: its clock starts then, as
+/// the layer's starts at the call. Nanoseconds since the policy was made,
+/// plus one (0: not yet), in an atomic because tower 0.4 copies requests
+/// through `&self`; each copy of the policy has its own.
 #[derive(Debug, Default)]
 struct Began(AtomicU64);
+
+impl Began {
+    fn set(&self, epoch: Instant, now: Instant) {
+        let since = now.saturating_duration_since(epoch).as_nanos();
+        let mark = u64::try_from(since).unwrap_or(u64::MAX - 1) + 1;
+        self.0.store(mark, Ordering::Relaxed);
+    }
+
+    fn get(&self, epoch: Instant) -> Option<Instant> {
+        let since = self.0.load(Ordering::Relaxed).checked_sub(1)?;
+        epoch.checked_add(Duration::from_nanos(since))
+    }
+}
 
 impl Clone for Began {
     fn clone(&self) -> Self {
@@ -185,8 +199,7 @@ impl<R> ClassifyPolicy<R> {
         // on the request's copy, which has.
         if self.state.is_none() {
             self.policy.record_request();
-            let now = self.policy.mark(tokio::time::Instant::now());
-            self.began.0.store(now, Ordering::Relaxed);
+            self.began.set(self.policy.created(), Instant::now());
         }
         self.replay.try_replay(req)
     }
@@ -198,9 +211,8 @@ impl<R> ClassifyPolicy<R> {
     {
         let (policy, replay, began) = (&self.policy, &self.replay, &self.began);
         let state = self.state.get_or_insert_with(|| {
-            let now = tokio::time::Instant::now();
-            let began = policy.instant_of(began.0.load(Ordering::Relaxed));
-            policy.start_at(replay.facts(req), began.unwrap_or(now))
+            let began = began.get(policy.created()).unwrap_or_else(Instant::now);
+            policy.start_at(replay.facts(req), began)
         });
         match policy.on_error(state, err) {
             Decision::Retry { delay, .. } => Some(delay),
