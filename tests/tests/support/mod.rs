@@ -56,6 +56,35 @@ pub fn into_io(err: Box<dyn Error + Send + Sync + 'static>) -> io::Error {
     io::Error::other(err)
 }
 
+/// Sends an HTTP/1.1 upgrade request to `addr`, whose server task `server`
+/// hands each request's pending upgrade to `upgrades`; aborts the server
+/// once it holds the upgrade, and returns the error the upgrade gives.
+pub async fn abandon_upgrade<U, T, E>(
+    addr: SocketAddr,
+    mut upgrades: tokio::sync::mpsc::UnboundedReceiver<U>,
+    server: tokio::task::JoinHandle<()>,
+) -> E
+where
+    U: std::future::Future<Output = Result<T, E>>,
+    T: std::fmt::Debug,
+{
+    let wait = std::time::Duration::from_secs(5);
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n")
+        .await
+        .unwrap();
+    let on_upgrade = tokio::time::timeout(wait, upgrades.recv())
+        .await
+        .expect("the server saw the upgrade request")
+        .unwrap();
+    server.abort();
+    tokio::time::timeout(wait, on_upgrade)
+        .await
+        .expect("the upgrade gave up")
+        .expect_err("the connection was dropped before the upgrade")
+}
+
 /// Asserts the verdict on `err`, showing the chain when it is not the one
 /// expected. `pace` is only checked when a retry is allowed at all.
 #[track_caller]

@@ -116,10 +116,9 @@ pub fn failing_request(url: &str) -> Request<FailingBody> {
 /// still holds the request.
 pub async fn abandoned_upgrade() -> Error {
     use hyper_1::server::conn::http1 as server;
-    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (upgrades, mut upgrade) = tokio::sync::mpsc::unbounded_channel();
+    let (upgrades, upgrade) = tokio::sync::mpsc::unbounded_channel();
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let service =
@@ -132,18 +131,5 @@ pub async fn abandoned_upgrade() -> Error {
             .with_upgrades()
             .await;
     });
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n")
-        .await
-        .unwrap();
-    let on_upgrade = tokio::time::timeout(Duration::from_secs(5), upgrade.recv())
-        .await
-        .expect("the server saw the upgrade request")
-        .unwrap();
-    server.abort();
-    tokio::time::timeout(Duration::from_secs(5), on_upgrade)
-        .await
-        .expect("the upgrade gave up")
-        .expect_err("the connection was dropped before the upgrade")
+    super::abandon_upgrade(addr, upgrade, server).await
 }
