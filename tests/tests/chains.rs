@@ -97,15 +97,18 @@ async fn a_backend_that_cannot_read_the_error_says_so_loudly() {
 }
 
 /// An error type of the caller's that carries hyper's GOAWAY as its source.
+#[cfg(feature = "legacy")]
 #[derive(Debug)]
 struct Wrapped(Box<dyn Error + Send + Sync>);
 
+#[cfg(feature = "legacy")]
 impl fmt::Display for Wrapped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("request failed")
     }
 }
 
+#[cfg(feature = "legacy")]
 impl Error for Wrapped {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         Some(&*self.0)
