@@ -750,3 +750,47 @@ fn the_classifier_has_the_last_word_over_the_sdks_transient_classifier() {
             > TransientErrorClassifier::<std::io::Error>::priority()
     );
 }
+
+/// An error no classifier knows: the caller's own.
+#[derive(Debug)]
+struct Unknown;
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the caller's own failure")
+    }
+}
+
+impl Error for Unknown {}
+
+#[test]
+fn an_unrecognized_error_is_warned_about_once_then_at_powers_of_ten() {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Log(writer.clone()))
+        .with_ansi(false)
+        .finish();
+    let errors: Vec<ConnectorError> = tracing::subscriber::with_default(subscriber, || {
+        (0..12)
+            .map(|_| hyper_classify::aws::to_connector_error(Unknown))
+            .collect()
+    });
+    assert!(errors.iter().all(|err| err.is_other()));
+    let log = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.matches("WARN").count(), 2, "{log}");
+    assert!(log.contains("occurrences=1"), "{log}");
+    assert!(log.contains("occurrences=10"), "{log}");
+}
+
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

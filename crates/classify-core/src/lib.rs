@@ -52,6 +52,7 @@ mod body;
 mod chain;
 mod classifier;
 mod decide;
+mod occurrences;
 mod reason;
 #[cfg(feature = "retry")]
 pub mod retry;
@@ -63,6 +64,7 @@ mod view;
 pub use body::{RequestBody, WithRequestBody};
 pub use chain::{Chain, MAX_LINKS};
 pub use classifier::Classifier;
+pub use occurrences::Occurrences;
 pub use reason::Reason;
 pub use text::text_contains;
 pub use unread::unread_h2_errors;

@@ -102,6 +102,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 use aws_smithy_types::retry::ErrorKind;
 
 use crate::{classify, Cause, Pace, RequestBody, RetrySafety, Verdict, WithRequestBody};
+use classify_core::Occurrences;
 
 /// A [`ConnectorError`] for any error from hyper 0.14, hyper 1 or
 /// hyper-util's client, of the kind its verdict calls for.
@@ -147,6 +148,10 @@ where
     to_connector_error(WithRequestBody::new(err, body))
 }
 
+/// The unrecognised errors [`to_connector_error`] has mapped, by kind: a
+/// failing peer sends the same one with every request.
+static UNRECOGNIZED: Occurrences = Occurrences::new();
+
 fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
     match verdict.cause() {
         Cause::User => ConnectorError::user,
@@ -154,10 +159,14 @@ fn constructor(verdict: Verdict) -> fn(BoxError) -> ConnectorError {
         // The classifier has already warned about an h2-shaped one.
         Cause::Unrecognized { h2_shaped: true } => |err| ConnectorError::other(err, None),
         Cause::Unrecognized { h2_shaped: false } => |err| {
-            tracing::warn!(
-                error = %err,
-                "unrecognized error from hyper; it will not be retried"
-            );
+            if let Some(occurrences) = UNRECOGNIZED.count(&err, []) {
+                tracing::warn!(
+                    error = %err,
+                    occurrences,
+                    "unrecognized error from hyper; it will not be retried \
+                     (further ones of this kind are warned about at every power of ten)"
+                );
+            }
             ConnectorError::other(err, None)
         },
         _ if verdict.safety() == RetrySafety::Never || verdict.requires_http1() => {
