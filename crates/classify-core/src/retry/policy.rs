@@ -239,10 +239,11 @@ impl RetryPolicy {
         self.shared.counters.request();
     }
 
-    /// Records that a request succeeded, which ends the startup grace
+    /// Counts a request that succeeded, which ends the startup grace
     /// ([`RetryConfig::startup_grace`]). [`run`](Self::run) and the tower
     /// adapters call it.
     pub fn record_success(&self) {
+        self.shared.counters.success();
         // Loads first: a store on every success would bounce the cache line
         // between the cores of a busy client.
         if !self.shared.succeeded.load(Ordering::Relaxed) {
@@ -1042,6 +1043,43 @@ mod tests {
             stop_reason(p.decide(&mut s, GO_AWAY, Instant::now())),
             Some(StopReason::BudgetExhausted)
         );
+    }
+
+    /// Sends a GET through `p` whose attempts fail with `errors` in turn,
+    /// then succeed.
+    async fn get_failing_with(p: &RetryPolicy, errors: &[std::io::ErrorKind]) -> bool {
+        let mut errors = errors.iter();
+        let result: Result<(), _> = p
+            .run(RequestFacts::new("GET", false), |_marker| {
+                let error = errors.next().copied();
+                Some(async move { error.map_or(Ok(()), |kind| Err(std::io::Error::from(kind))) })
+            })
+            .await;
+        result.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stats_add_up_every_request_a_success_or_a_failure() {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionRefused, PermissionDenied};
+        let p = policy(RetryConfig::default().startup_grace(Duration::ZERO));
+        assert!(get_failing_with(&p, &[]).await);
+        assert!(get_failing_with(&p, &[BrokenPipe]).await);
+        assert!(get_failing_with(&p, &[ConnectionRefused, BrokenPipe]).await);
+        assert!(!get_failing_with(&p, &[BrokenPipe; 3]).await);
+        assert!(!get_failing_with(&p, &[PermissionDenied]).await);
+        let stats = p.stats();
+        assert!(stats.is_consistent(), "{stats:?}");
+        assert_eq!((stats.requests, stats.successes, stats.failures), (5, 3, 2));
+        assert_eq!((stats.attempts_exhausted, stats.not_retryable), (1, 1));
+        assert_eq!(
+            (
+                stats.retries,
+                stats.retries_connection_lost,
+                stats.retries_connect
+            ),
+            (5, 4, 1)
+        );
+        assert_eq!(stats.unfinished(), 0);
     }
 
     #[test]

@@ -31,6 +31,10 @@ macro_rules! counters {
 counters! {
     /// Requests begun.
     requests,
+    /// Requests that succeeded (an answer came, whatever its status).
+    successes,
+    /// Requests that failed: the sum of the stop reasons below.
+    failures,
     /// Attempts sent, retries included.
     attempts,
     /// Retries of every kind.
@@ -59,6 +63,8 @@ counters! {
     retries_connection_lost,
     /// Retries after a timeout.
     retries_timeout,
+    /// Retries after any other cause (a protocol error, say).
+    retries_other,
     /// Requests whose retry was refused because the budget was spent.
     budget_exhausted,
     /// Requests that failed with every attempt used.
@@ -76,6 +82,60 @@ counters! {
     requires_http1,
     /// Requests that ran past their deadline.
     deadline_exceeded,
+}
+
+impl RetryStats {
+    /// Requests begun that have neither succeeded nor failed: in flight,
+    /// or dropped by their caller.
+    pub fn unfinished(&self) -> u64 {
+        self.requests
+            .saturating_sub(self.successes.saturating_add(self.failures))
+    }
+
+    /// Whether the counters agree: every attempt is a request or a retry,
+    /// every retry has a cause, every failure a stop reason, and no more
+    /// requests finished than began. The counters are read one by one, so
+    /// only a snapshot taken while no request is in flight must agree.
+    ///
+    /// ```
+    /// use classify_core::retry::{RetryConfig, RetryPolicy};
+    /// use classify_core::Classifier;
+    ///
+    /// let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[])).unwrap();
+    /// policy.record_request();
+    /// policy.record_success();
+    /// assert!(policy.stats().is_consistent());
+    /// assert_eq!(policy.stats().unfinished(), 0);
+    /// policy.record_success();
+    /// assert!(!policy.stats().is_consistent(), "more successes than requests");
+    /// ```
+    pub fn is_consistent(&self) -> bool {
+        let by_cause = [
+            self.retries_go_away,
+            self.retries_stream_reset,
+            self.retries_connect,
+            self.retries_not_sent,
+            self.retries_connection_lost,
+            self.retries_timeout,
+            self.retries_other,
+        ];
+        let by_reason = [
+            self.budget_exhausted,
+            self.attempts_exhausted,
+            self.refusals_exhausted,
+            self.not_idempotent,
+            self.body_not_replayable,
+            self.not_retryable,
+            self.requires_http1,
+            self.deadline_exceeded,
+        ];
+        let free_kinds = self.transparent_retries + self.refusal_retries + self.grace_retries;
+        self.attempts == self.requests + self.retries
+            && self.retries == by_cause.iter().sum::<u64>()
+            && self.failures == by_reason.iter().sum::<u64>()
+            && free_kinds <= self.retries
+            && self.successes + self.failures <= self.requests
+    }
 }
 
 impl Counters {
@@ -104,7 +164,7 @@ impl Counters {
             Cause::NotSent => &self.retries_not_sent,
             Cause::ConnectionLost => &self.retries_connection_lost,
             Cause::Timeout => &self.retries_timeout,
-            _ => return,
+            _ => &self.retries_other,
         };
         Self::bump(by_cause);
     }
@@ -113,7 +173,12 @@ impl Counters {
         Self::bump(&self.handover_timeouts);
     }
 
+    pub(crate) fn success(&self) {
+        Self::bump(&self.successes);
+    }
+
     pub(crate) fn stop(&self, reason: StopReason) {
+        Self::bump(&self.failures);
         Self::bump(match reason {
             StopReason::BudgetExhausted => &self.budget_exhausted,
             StopReason::AttemptsExhausted => &self.attempts_exhausted,
