@@ -15,7 +15,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 /// A request that takes longer than this, retries included, counts as an
 /// error (a stuck request must not hang the lab).
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A hyper major version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -252,16 +252,17 @@ fn add_retry_causes(tally: &mut ClientTally, stats: &RetryStats) {
     }
 }
 
-struct Outcome {
+/// What became of one request.
+pub struct Outcome {
     /// On failure, why it stopped.
-    result: Result<(), String>,
+    pub result: Result<(), String>,
     retries: u64,
     failed_attempts: Vec<Cause>,
 }
 
 /// One stack's client, in one mode.
 #[derive(Clone)]
-struct Client {
+pub struct Client {
     inner: Inner,
     /// Retry what the shipped classifier would have retried.
     naive: bool,
@@ -294,7 +295,8 @@ enum Inner {
 }
 
 impl Client {
-    fn new(stack: Stack, mode: Mode, policy: RetryPolicy) -> Self {
+    /// The client `stack` is driven with in `mode`, retrying with `policy`.
+    pub fn new(stack: Stack, mode: Mode, policy: RetryPolicy) -> Self {
         // Both connectors default to Nagle's algorithm, which alone turns a
         // drain's p99 from a few ms into tens.
         let legacy = || {
@@ -327,7 +329,8 @@ impl Client {
         }
     }
 
-    async fn send(&self, kind: Kind, url: &str, id: u64) -> Outcome {
+    /// Sends request `id` of `kind`, retried as the mode says.
+    pub async fn send(&self, kind: Kind, url: &str, id: u64) -> Outcome {
         let mut outcome = Outcome {
             result: Ok(()),
             retries: 0,

@@ -8,11 +8,13 @@
 //! cargo run --release -p goaway-lab -- --json            # the same, as JSON
 //! cargo run --release -p goaway-lab -- --target http://127.0.0.1:8080/
 //! cargo run --release -p goaway-lab -- storm             # the GOAWAY storm benchmark
+//! cargo run --release -p goaway-lab -- soak              # a million requests: memory and counters
 //! ```
 
 mod drive;
 mod report;
 mod scenario;
+mod soak;
 mod storm;
 
 use std::process::ExitCode;
@@ -55,14 +57,31 @@ enum Command {
     /// The GOAWAY storm: throughput, latency and errors with a server that
     /// drains every 100 requests, against the same server without a limit.
     Storm(storm::StormArgs),
+    /// A million requests per stack through the retry layer against a
+    /// draining server: the client's memory and the retry counters.
+    Soak(soak::SoakArgs),
+    /// The soak's server, run by `soak` as a child process.
+    #[command(hide = true)]
+    SoakServer(soak::ServerArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The soak's server builds its own runtime (it must not share the
+    // client's threads), so only the other commands run inside this one.
     let result = match cli.command {
-        Some(Command::Storm(ref args)) => storm::run(args).await,
-        None => lab(&cli).await,
+        Some(Command::SoakServer(ref args)) => soak::serve(args),
+        _ => tokio::runtime::Runtime::new()
+            .map_err(|err| format!("cannot start a runtime: {err}"))
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    match cli.command {
+                        Some(Command::Storm(ref args)) => storm::run(args).await,
+                        Some(Command::Soak(ref args)) => soak::run(args).await,
+                        _ => lab(&cli).await,
+                    }
+                })
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
