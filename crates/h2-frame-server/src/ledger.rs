@@ -21,6 +21,8 @@ use h2::Reason;
 use h2::RecvStream;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::linger::Lingering;
+
 /// When the server misbehaves.
 #[derive(Clone, Copy, Debug)]
 pub struct Chaos {
@@ -237,7 +239,7 @@ async fn serve_connection(
     ledger: Arc<Ledger>,
     refused_once: Arc<Mutex<HashSet<u64>>>,
 ) {
-    let Ok(mut conn) = server::handshake(tcp).await else {
+    let Ok(mut conn) = server::handshake(Lingering::new(tcp)).await else {
         return;
     };
     let mut accepted = 0;

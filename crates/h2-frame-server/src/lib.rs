@@ -24,6 +24,7 @@
 //! ```
 
 pub mod ledger;
+mod linger;
 pub mod peers;
 mod stream;
 #[cfg(feature = "tls")]
