@@ -175,11 +175,16 @@ macro_rules! view_hyper_error {
         // hyper's `upgrade::on` also fails with Canceled after a response
         // came back: not unsent. Its cause says so ("upgrade expected but
         // not completed"); hyper 1's own text does not name the cause, and
-        // an io cause is never that one (its text is the OS's).
-        let upgrade_expected = ::std::error::Error::source(err).is_some_and(|cause| {
-            !cause.is::<::std::io::Error>() && $crate::text_contains(&cause, &["upgrade expected"])
-        });
-        view.canceled = err.is_canceled() && !upgrade_expected;
+        // an io cause is never that one (its text is the OS's). Read only
+        // for a Canceled: formatting every cause costs a GOAWAY's verdict
+        // ten times over, and an OS error's text allocates.
+        let upgrade_expected = || {
+            ::std::error::Error::source(err).is_some_and(|cause| {
+                !cause.is::<::std::io::Error>()
+                    && $crate::text_contains(&cause, &["upgrade expected"])
+            })
+        };
+        view.canceled = err.is_canceled() && !upgrade_expected();
         view.timeout = err.is_timeout();
         view.incomplete_message = err.is_incomplete_message();
         // "dispatch task is gone": the connection task was dropped with the

@@ -55,10 +55,12 @@ impl Backend for Modern {
             // ("request was canceled", its `CheckoutNoLongerWanted`) under
             // the `Connect` kind. It never left the client, as hyper 0.14's
             // "request has been canceled" for the same case.
-            let handed_back = err.source().is_some_and(|source| {
-                text_contains(&format_args!("{source}"), &["request was canceled"])
-            });
-            if view.connect && handed_back {
+            let handed_back = || {
+                err.source().is_some_and(|source| {
+                    text_contains(&format_args!("{source}"), &["request was canceled"])
+                })
+            };
+            if view.connect && handed_back() {
                 view.connect = false;
                 view.canceled = true;
             }
