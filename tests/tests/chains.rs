@@ -84,7 +84,7 @@ async fn the_shipped_bug_a_downcast_to_h2_0_4_misses_hyper_0_14s_go_away() {
 #[tokio::test]
 async fn a_backend_that_cannot_read_the_error_says_so_loudly() {
     let err = legacy_go_away().await;
-    let modern_only = hyper_classify::Classifier::new(&[&classify_h2_04::Modern]);
+    let modern_only = hyper_classify::Classifier::new(&[&classify_h2_04::Hyper1]);
     let (verdict, log) = logged(|| modern_only.classify(&err));
     assert_eq!(verdict.cause(), Cause::Unrecognized { h2_shaped: true });
     assert_eq!(verdict.safety(), RetrySafety::Never);
@@ -121,7 +121,7 @@ impl Error for Wrapped {
 #[tokio::test]
 async fn an_unread_go_away_is_warned_about_once_and_counted() {
     let err = Wrapped(Box::new(legacy_go_away().await));
-    let modern_only = hyper_classify::Classifier::new(&[&classify_h2_04::Modern]);
+    let modern_only = hyper_classify::Classifier::new(&[&classify_h2_04::Hyper1]);
     let before = hyper_classify::unread_h2_errors();
     let (verdicts, log) = logged(|| {
         (0..5)
@@ -140,7 +140,7 @@ async fn an_unread_go_away_is_warned_about_once_and_counted() {
 #[tokio::test]
 async fn a_legacy_only_classifier_flags_hyper_1s_go_away_as_h2_shaped() {
     let err = modern_go_away().await;
-    let legacy_only = hyper_classify::Classifier::new(&[&classify_h2_03::Legacy]);
+    let legacy_only = hyper_classify::Classifier::new(&[&classify_h2_03::Hyper014]);
     let (verdict, log) = logged(|| legacy_only.classify(&err));
     assert_eq!(verdict.cause(), Cause::Unrecognized { h2_shaped: true });
     assert!(log.contains("h2 major version"), "{log}");

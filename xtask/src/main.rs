@@ -128,6 +128,17 @@ fn test() -> Result<()> {
             "feature matrix without dev-dependencies",
             [&powerset[..], &["--no-dev-deps", "check"]].concat(),
         ),
+        (
+            "feature matrix of the retry crate (tower 0.4, tower 0.5)",
+            vec![
+                "hack",
+                "--feature-powerset",
+                "--package",
+                "classify-retry",
+                "check",
+                "--all-targets",
+            ],
+        ),
     ];
     for (name, args) in steps {
         cargo(name, args, &[])?;

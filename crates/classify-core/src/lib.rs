@@ -4,12 +4,14 @@
 //! [`RetrySafety`], [`Pace`], [`Reason`]) and all of the logic: the bounded
 //! walk down an error chain ([`Chain`]), the reading of io error kinds, and
 //! the decision table for h2 and hyper errors. It names no h2 or hyper type.
-//! Each supported stack is a [`Backend`] in a crate of its own that only
-//! *views* its version's error types (`classify-h2-03` for hyper 0.14 and h2
-//! 0.3, `classify-h2-04` for hyper 1 and h2 0.4).
+//! Each supported stack is a [`Backend`] in a crate of its
+//! own that only *views* its version's error types (`classify-h2-03` for
+//! hyper 0.14 and h2 0.3, `classify-h2-04` for hyper 1 and h2 0.4), through
+//! the interface in [`backend`].
 //!
 //! Most users want the `hyper-classify` facade, which picks the backends by
-//! feature and adds a `Classify` trait for the concrete error types.
+//! feature and adds a `Classify` trait for the concrete error types. The
+//! retry policy that acts on verdicts is the `classify-retry` crate.
 //!
 //! # The decision table
 //!
@@ -39,12 +41,6 @@
 //! warning comes once per kind of error, then at its 10th, 100th, ...
 //! occurrence, so a drain does not flood the log; [`unread_h2_errors`]
 //! counts every one, for a metric.
-//!
-//! # Features
-//!
-//! - `retry`: the [`retry`] policy (backoff, budget, startup grace,
-//!   refusal streaks, attempt timeouts, exactly-once safety), which the
-//!   stack adapters share.
 
 #![deny(missing_docs)]
 
@@ -54,8 +50,6 @@ mod classifier;
 mod decide;
 mod occurrences;
 mod reason;
-#[cfg(feature = "retry")]
-pub mod retry;
 mod text;
 mod unread;
 mod verdict;
@@ -66,7 +60,27 @@ pub use chain::{Chain, MAX_LINKS};
 pub use classifier::Classifier;
 pub use occurrences::Occurrences;
 pub use reason::Reason;
-pub use text::text_contains;
 pub use unread::unread_h2_errors;
 pub use verdict::{Cause, ConnectKind, Initiator, Pace, RetrySafety, Verdict};
-pub use view::{Backend, H2View, HyperView, View};
+// The backend interface, for this crate's own paths.
+use view::{Backend, View};
+
+pub mod backend {
+    //! The interface a backend crate implements: what `classify-h2-03` and
+    //! `classify-h2-04` use, and nothing a user of the classifier needs.
+    //!
+    //! A backend is a [`Backend`] whose `view` downcasts one link of a chain
+    //! to its version's h2 or hyper error and describes it as a [`View`].
+    //! h2's and hyper's error APIs are the same in every version, so the
+    //! description is written once, in two macros each backend expands
+    //! against its own types: `view_h2_error!(err)` (an [`H2View`] of an
+    //! `h2::Error`) and `view_hyper_error!(err)` (a [`HyperView`] of a
+    //! `hyper::Error`). They are macros, not traits, because a backend cannot
+    //! implement a trait of this crate for h2's or hyper's types (the orphan
+    //! rule): a trait would need a newtype and the same delegation written in
+    //! both backends. They are hidden from the crate root's docs, where
+    //! `macro_export` puts them.
+
+    pub use crate::text::text_contains;
+    pub use crate::view::{Backend, H2View, HyperView, View};
+}

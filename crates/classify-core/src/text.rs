@@ -19,8 +19,8 @@ const BUDGET: usize = 8 * 1024;
 /// Only the first 8 KiB of text is read. An empty pattern is always found.
 ///
 /// ```
-/// assert!(classify_core::text_contains(&"client error (UserAbsoluteUriRequired)", &["(User"]));
-/// assert!(!classify_core::text_contains(&"client error (Connect)", &["(User"]));
+/// assert!(classify_core::backend::text_contains(&"client error (UserAbsoluteUriRequired)", &["(User"]));
+/// assert!(!classify_core::backend::text_contains(&"client error (Connect)", &["(User"]));
 /// ```
 pub fn text_contains(value: &dyn fmt::Display, patterns: &[&'static str]) -> bool {
     patterns

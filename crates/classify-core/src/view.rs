@@ -16,7 +16,7 @@ use crate::{Initiator, Reason};
 /// downcast to the wrong `h2::Error` cannot be written anywhere else.
 ///
 /// ```
-/// use classify_core::{Backend, View};
+/// use classify_core::backend::{Backend, View};
 /// use std::error::Error;
 ///
 /// /// A backend that recognises nothing (a real one downcasts here).
@@ -47,7 +47,7 @@ pub enum View<'e> {
 
 /// What an `h2::Error` says, in any h2 version.
 ///
-/// Make one with [`view_h2_error!`](crate::view_h2_error).
+/// Make one with `view_h2_error!`.
 #[derive(Clone, Copy, Debug)]
 pub struct H2View<'e> {
     pub(crate) frame: H2Frame,
@@ -102,7 +102,7 @@ impl<'e> H2View<'e> {
 /// What a hyper error says, as the predicates hyper's versions share.
 ///
 /// Fields a version lacks stay `false`. Make one with
-/// [`view_hyper_error!`](crate::view_hyper_error) and set the rest by hand.
+/// `view_hyper_error!` and set the rest by hand.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HyperView {
@@ -143,6 +143,7 @@ impl HyperView {
 ///
 /// h2's error API is the same in 0.3 and 0.4, so this is written once, here,
 /// and expanded in each backend against that backend's own `h2::Error`.
+#[doc(hidden)] // documented in `backend`
 #[macro_export]
 macro_rules! view_h2_error {
     ($err:expr) => {{
@@ -156,10 +157,14 @@ macro_rules! view_h2_error {
             $crate::Initiator::Local
         };
         match (err.get_io(), reason) {
-            (Some(io), _) => $crate::H2View::io(io),
-            (None, Some(reason)) if err.is_go_away() => $crate::H2View::go_away(reason, initiator),
-            (None, Some(reason)) if err.is_reset() => $crate::H2View::reset(reason, initiator),
-            (None, reason) => $crate::H2View::other(reason),
+            (Some(io), _) => $crate::backend::H2View::io(io),
+            (None, Some(reason)) if err.is_go_away() => {
+                $crate::backend::H2View::go_away(reason, initiator)
+            }
+            (None, Some(reason)) if err.is_reset() => {
+                $crate::backend::H2View::reset(reason, initiator)
+            }
+            (None, reason) => $crate::backend::H2View::other(reason),
         }
     }};
 }
@@ -167,11 +172,12 @@ macro_rules! view_h2_error {
 /// Describes a hyper error (0.14 or 1) as a [`HyperView`], from the
 /// predicates both versions have. Version-only predicates (`is_connect` in
 /// 0.14) are the backend's to add.
+#[doc(hidden)] // documented in `backend`
 #[macro_export]
 macro_rules! view_hyper_error {
     ($err:expr) => {{
         let err = $err;
-        let mut view = $crate::HyperView::default();
+        let mut view = $crate::backend::HyperView::default();
         // hyper's `upgrade::on` also fails with Canceled after a response
         // came back: not unsent. Its cause says so ("upgrade expected but
         // not completed"); hyper 1's own text does not name the cause, and
@@ -181,7 +187,7 @@ macro_rules! view_hyper_error {
         let upgrade_expected = || {
             ::std::error::Error::source(err).is_some_and(|cause| {
                 !cause.is::<::std::io::Error>()
-                    && $crate::text_contains(&cause, &["upgrade expected"])
+                    && $crate::backend::text_contains(&cause, &["upgrade expected"])
             })
         };
         view.canceled = err.is_canceled() && !upgrade_expected();
@@ -190,7 +196,8 @@ macro_rules! view_hyper_error {
         // "dispatch task is gone": the connection task was dropped with the
         // request in it. hyper files that under `User`, but the caller did
         // nothing wrong and the request may have been sent: a lost channel.
-        let dispatch_gone = err.is_user() && $crate::text_contains(err, &["dispatch task is gone"]);
+        let dispatch_gone =
+            err.is_user() && $crate::backend::text_contains(err, &["dispatch task is gone"]);
         view.user = err.is_user() && !dispatch_gone;
         view.closed = err.is_closed() || dispatch_gone;
         view.body_write_aborted = err.is_body_write_aborted();

@@ -9,10 +9,10 @@
 //! pins` fails the build if the two ever resolve to different packages.
 //!
 //! ```
-//! use classify_core::{Backend, Classifier};
-//! use classify_h2_03::Legacy;
+//! use classify_core::Classifier;
+//! use classify_h2_03::Hyper014;
 //!
-//! let classifier = Classifier::new(&[&Legacy]);
+//! let classifier = Classifier::new(&[&Hyper014]);
 //! assert_eq!(classifier.backend_names().next(), Some("hyper 0.14 / h2 0.3"));
 //! ```
 
@@ -20,7 +20,8 @@
 
 use std::error::Error;
 
-use classify_core::{view_h2_error, view_hyper_error, Backend, View};
+use classify_core::backend::{Backend, View};
+use classify_core::{view_h2_error, view_hyper_error};
 
 #[cfg(feature = "retry")]
 pub mod retry;
@@ -30,9 +31,9 @@ pub use hyper;
 
 /// The backend for hyper 0.14 (`hyper::Error`) and h2 0.3 (`h2::Error`).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Legacy;
+pub struct Hyper014;
 
-impl Backend for Legacy {
+impl Backend for Hyper014 {
     fn name(&self) -> &'static str {
         "hyper 0.14 / h2 0.3"
     }

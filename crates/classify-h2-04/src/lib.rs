@@ -10,10 +10,10 @@
 //! they would if a hyper 1.x moved to h2 0.5).
 //!
 //! ```
-//! use classify_core::{Backend, Classifier};
-//! use classify_h2_04::Modern;
+//! use classify_core::Classifier;
+//! use classify_h2_04::Hyper1;
 //!
-//! let classifier = Classifier::new(&[&Modern]);
+//! let classifier = Classifier::new(&[&Hyper1]);
 //! assert_eq!(classifier.backend_names().next(), Some("hyper 1 / h2 0.4"));
 //! ```
 
@@ -21,7 +21,8 @@
 
 use std::error::Error;
 
-use classify_core::{text_contains, view_h2_error, view_hyper_error, Backend, HyperView, View};
+use classify_core::backend::{text_contains, Backend, HyperView, View};
+use classify_core::{view_h2_error, view_hyper_error};
 
 #[cfg(feature = "retry")]
 pub mod retry;
@@ -33,9 +34,9 @@ pub use hyper_util;
 /// The backend for hyper 1 (`hyper::Error`), hyper-util's legacy client
 /// (`hyper_util::client::legacy::Error`) and h2 0.4 (`h2::Error`).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Modern;
+pub struct Hyper1;
 
-impl Backend for Modern {
+impl Backend for Hyper1 {
     fn name(&self) -> &'static str {
         "hyper 1 / h2 0.4"
     }

@@ -1,21 +1,21 @@
 //! Retrying hyper 1 requests: how an `http::Request` (http 1) is copied.
 //!
 //! ```
-//! use classify_core::retry::{RetryConfig, RetryLayer, RetryPolicy};
+//! use classify_retry::{RetryConfig, ClassifyRetryLayer, RetryPolicy};
 //! use classify_core::Classifier;
 //! use classify_h2_04::retry::HttpReplay;
-//! use classify_h2_04::Modern;
+//! use classify_h2_04::Hyper1;
 //!
-//! let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[&Modern])).unwrap();
-//! let layer = RetryLayer::new(policy, HttpReplay);
+//! let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[&Hyper1])).unwrap();
+//! let layer = ClassifyRetryLayer::new(policy, HttpReplay);
 //! # let _ = layer;
 //! ```
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use classify_core::retry::{HandoverMarker, Replay, RequestFacts};
-use classify_core::{copy_http_request_head, http_request_facts};
+use classify_retry::{copy_http_request_head, http_request_facts};
+use classify_retry::{HandoverMarker, Replay, RequestFacts};
 use http::Request;
 use http_body_util::{Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
@@ -23,23 +23,23 @@ use hyper::body::{Body, Frame, SizeHint};
 /// A request body that can be sent again.
 pub trait ReplayBody: Sized {
     /// A fresh copy of the body, or `None` if it cannot be replayed.
-    fn try_replay(&self) -> Option<Self>;
+    fn try_copy_body(&self) -> Option<Self>;
 }
 
 impl<D: Clone> ReplayBody for Full<D> {
-    fn try_replay(&self) -> Option<Self> {
+    fn try_copy_body(&self) -> Option<Self> {
         Some(self.clone())
     }
 }
 
 impl<D> ReplayBody for Empty<D> {
-    fn try_replay(&self) -> Option<Self> {
+    fn try_copy_body(&self) -> Option<Self> {
         Some(Empty::new())
     }
 }
 
 impl ReplayBody for String {
-    fn try_replay(&self) -> Option<Self> {
+    fn try_copy_body(&self) -> Option<Self> {
         Some(self.clone())
     }
 }
@@ -50,7 +50,7 @@ impl ReplayBody for String {
 pub struct NotReplayable<B>(pub B);
 
 impl<B> ReplayBody for NotReplayable<B> {
-    fn try_replay(&self) -> Option<Self> {
+    fn try_copy_body(&self) -> Option<Self> {
         None
     }
 }
@@ -84,8 +84,8 @@ impl<B: ReplayBody + Body> Replay<Request<B>> for HttpReplay {
         http_request_facts!(req, end_stream = req.body().is_end_stream())
     }
 
-    fn try_replay(&self, req: &Request<B>) -> Option<Request<B>> {
-        let mut copy = copy_http_request_head!(req => Request::new(req.body().try_replay()?));
+    fn try_copy_request(&self, req: &Request<B>) -> Option<Request<B>> {
+        let mut copy = copy_http_request_head!(req => Request::new(req.body().try_copy_body()?));
         *copy.extensions_mut() = req.extensions().clone();
         Some(copy)
     }

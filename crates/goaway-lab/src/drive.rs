@@ -278,13 +278,13 @@ enum Inner {
         >,
     ),
     LegacyRetry(
-        retry::Retry<
+        retry::ClassifyRetry<
             hyper_0_14::Client<hyper_0_14::client::HttpConnector, http_body_04::Full<Bytes>>,
             hyper_classify::legacy::retry::HttpReplay,
         >,
     ),
     ModernRetry(
-        retry::Retry<
+        retry::ClassifyRetry<
             hyper_util::client::legacy::Client<
                 hyper_util::client::legacy::connect::HttpConnector,
                 http_body_util::Full<Bytes>,

@@ -13,7 +13,8 @@
 //! |---|---|---|
 //! | `modern` (default) | hyper 1, hyper-util, h2 0.4 | `classify-h2-04` |
 //! | `legacy` | hyper 0.14, h2 0.3 | `classify-h2-03` |
-//! | `retry` | the [`retry`] policy and its tower adapters | - |
+//! | `retry` | the [`retry`] policy, its layer and tower 0.5's retry `Policy` | `classify-retry` |
+//! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
 //! | `aws-smithy` | the AWS SDK's connector error and retry classifier ([`aws`]) | - |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
@@ -68,10 +69,11 @@ compile_error!(
 
 use std::error::Error;
 
+pub use classify_core::backend::Backend;
 pub use classify_core::unread_h2_errors;
 pub use classify_core::{
-    Backend, Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RequestBody,
-    RetrySafety, Verdict, WithRequestBody, MAX_LINKS,
+    Cause, Chain, Classifier, ConnectKind, Initiator, Pace, Reason, RequestBody, RetrySafety,
+    Verdict, WithRequestBody, MAX_LINKS,
 };
 
 /// The hyper 0.14 / h2 0.3 backend and the versions it reads.
@@ -91,9 +93,9 @@ pub mod aws;
 /// Every backend this build's features enable.
 pub const BACKENDS: &[&dyn Backend] = &[
     #[cfg(feature = "legacy")]
-    &classify_h2_03::Legacy,
+    &classify_h2_03::Hyper014,
     #[cfg(feature = "modern")]
-    &classify_h2_04::Modern,
+    &classify_h2_04::Hyper1,
 ];
 
 /// The classifier with every enabled backend.

@@ -1,6 +1,6 @@
 //! Retrying failed requests on the verdicts, safely.
 //!
-//! Everything in [`classify_core::retry`] is here, plus constructors that use
+//! Everything in [`classify_retry`] is here, plus constructors that use
 //! this build's backends. A hyper-util (hyper 1) client wrapped in the retry
 //! layer:
 //!
@@ -29,7 +29,7 @@
 //! # Ok(()) }
 //! ```
 
-pub use classify_core::retry::*;
+pub use classify_retry::*;
 
 use crate::CLASSIFIER;
 
@@ -45,12 +45,12 @@ pub fn policy(config: RetryConfig) -> Result<RetryPolicy, InvalidConfig> {
 
 /// The retry layer for hyper 0.14 clients (`http` 0.2 requests).
 #[cfg(feature = "legacy")]
-pub fn legacy_layer(policy: RetryPolicy) -> RetryLayer<classify_h2_03::retry::HttpReplay> {
-    RetryLayer::new(policy, classify_h2_03::retry::HttpReplay)
+pub fn legacy_layer(policy: RetryPolicy) -> ClassifyRetryLayer<classify_h2_03::retry::HttpReplay> {
+    ClassifyRetryLayer::new(policy, classify_h2_03::retry::HttpReplay)
 }
 
 /// The retry layer for hyper 1 clients (`http` 1 requests).
 #[cfg(feature = "modern")]
-pub fn modern_layer(policy: RetryPolicy) -> RetryLayer<classify_h2_04::retry::HttpReplay> {
-    RetryLayer::new(policy, classify_h2_04::retry::HttpReplay)
+pub fn modern_layer(policy: RetryPolicy) -> ClassifyRetryLayer<classify_h2_04::retry::HttpReplay> {
+    ClassifyRetryLayer::new(policy, classify_h2_04::retry::HttpReplay)
 }

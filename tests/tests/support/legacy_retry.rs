@@ -5,8 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper_0_14::client::HttpConnector;
 use hyper_0_14::{Client, Error, Method, Request};
-use hyper_classify::legacy::retry::{HttpReplay, LegacyPolicy, NotReplayable};
-use hyper_classify::retry::{self, ClassifyPolicy, Retry, RetryError, RetryPolicy};
+use hyper_classify::legacy::retry::{HttpReplay, NotReplayable};
+use hyper_classify::retry::{self, ClassifyPolicy, ClassifyRetry, RetryError, RetryPolicy};
 use tower::{Layer, ServiceExt};
 
 use super::{into_io, sender, Sending};
@@ -15,7 +15,7 @@ use super::{into_io, sender, Sending};
 pub type ReplayableBody = http_body_04::Full<Bytes>;
 
 /// A hyper 0.14 HTTP/2 client behind hyper-classify's retry layer.
-pub type RetryClient = Retry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
+pub type RetryClient = ClassifyRetry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
 
 /// The final error of a retried request.
 pub type RetryFailure = RetryError<Error>;
@@ -80,7 +80,7 @@ pub async fn get_with_tower_policy(policy: RetryPolicy, url: &str) -> Result<u16
     let client = Client::builder()
         .http2_only(true)
         .build_http::<ReplayableBody>();
-    let retrying = tower_04::retry::Retry::new(LegacyPolicy::new(policy), client);
+    let retrying = tower_04::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), client);
     let request = request_with_id(Method::GET, url, 1);
     let response = tower_04::ServiceExt::oneshot(retrying, request).await?;
     Ok(response.status().as_u16())
@@ -112,7 +112,7 @@ pub fn hostile_layer(
 }
 
 /// The hostile-server suite's requests through tower 0.4's `Retry` with
-/// [`LegacyPolicy`], around tower 0.4's `Timeout`.
+/// [`ClassifyPolicy`], around tower 0.4's `Timeout`.
 pub fn hostile_tower_04(
     policy: RetryPolicy,
     url: String,
@@ -122,7 +122,7 @@ pub fn hostile_tower_04(
         tower_04::timeout::Timeout::new(client(), attempt_timeout),
         into_io,
     );
-    let retrying = tower_04::retry::Retry::new(LegacyPolicy::new(policy), timed);
+    let retrying = tower_04::retry::Retry::new(ClassifyPolicy::new(policy, HttpReplay), timed);
     sender(retrying, move |is_post, id| {
         hostile_request(is_post, &url, id)
     })

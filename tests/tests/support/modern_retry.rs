@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_1::{Method, Request};
 use hyper_classify::modern::retry::{HttpReplay, NotReplayable};
-use hyper_classify::retry::{self, ClassifyPolicy, Retry, RetryError, RetryPolicy};
+use hyper_classify::retry::{self, ClassifyPolicy, ClassifyRetry, RetryError, RetryPolicy};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -18,7 +18,7 @@ use super::{into_io, sender, Sending};
 pub type ReplayableBody = Full<Bytes>;
 
 /// A hyper-util HTTP/2 client behind hyper-classify's retry layer.
-pub type RetryClient = Retry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
+pub type RetryClient = ClassifyRetry<Client<HttpConnector, ReplayableBody>, HttpReplay>;
 
 /// The final error of a retried request.
 pub type RetryFailure = RetryError<hyper_util::client::legacy::Error>;

@@ -55,7 +55,7 @@ impl fmt::Debug for RetryPolicy {
 /// What is known about a request that bears on retrying it.
 ///
 /// ```
-/// use classify_core::retry::RequestFacts;
+/// use classify_retry::RequestFacts;
 ///
 /// assert!(RequestFacts::new("PUT", false).is_idempotent());
 /// assert!(!RequestFacts::new("POST", false).is_idempotent());
@@ -634,8 +634,9 @@ const ATTEMPT_TIMED_OUT: Verdict =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::RetryBudget;
-    use crate::{ConnectKind, Initiator, Reason};
+    use crate::ConnectKind;
+    use crate::RetryBudget;
+    use classify_core::{Initiator, Reason};
 
     fn policy(config: RetryConfig) -> RetryPolicy {
         RetryPolicy::new(config, Classifier::new(&[])).unwrap()

@@ -22,7 +22,7 @@ use super::InvalidConfig;
 /// | [`budget`](RetryConfig::budget) | 20% of requests, plus 10 retries a second, over 10 s |
 ///
 /// ```
-/// use classify_core::retry::{RetryBudget, RetryConfig};
+/// use classify_retry::{RetryBudget, RetryConfig};
 /// use std::time::Duration;
 ///
 /// let config = RetryConfig::default()
@@ -125,7 +125,7 @@ impl RetryConfig {
     ///
     /// The default, 30 s, keeps a request from waiting forever on a
     /// connection that stopped making progress without failing. Raise it
-    /// for long polls. The [`RetryLayer`](super::RetryLayer) applies it; a
+    /// for long polls. The [`ClassifyRetryLayer`](super::ClassifyRetryLayer) applies it; a
     /// tower `Retry` with [`ClassifyPolicy`](super::ClassifyPolicy) needs
     /// tower's own `Timeout` layer inside it, its boxed error mapped to an
     /// `Error` type (`map_err` with a function that calls
@@ -147,7 +147,7 @@ impl RetryConfig {
     /// lose one there when a `GOAWAY` arrives as it is sent). The time
     /// includes waiting for a connect, so raise it where connects (a TLS
     /// handshake over a long path, say) take longer. Only the
-    /// [`RetryLayer`](super::RetryLayer) can tell, through
+    /// [`ClassifyRetryLayer`](super::ClassifyRetryLayer) can tell, through
     /// [`Replay::mark`](super::Replay::mark).
     pub fn handover_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handover_timeout = timeout;

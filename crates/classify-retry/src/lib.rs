@@ -1,6 +1,7 @@
-//! The retry policy, written once for every stack.
+//! The retry policy for hyper-classify's verdicts, written once for every
+//! stack.
 //!
-//! A [`Verdict`](crate::Verdict) says whether a retry is safe; a
+//! A [`Verdict`] (from `classify-core`) says whether a retry is safe; a
 //! [`RetryPolicy`] acts on it:
 //!
 //! - **exactly-once safety**: a request the server may have processed is
@@ -8,8 +9,8 @@
 //!   header, or on the caller's word); one it never processed
 //!   (`REFUSED_STREAM`, handed back unsent, a failed connect) may be replayed
 //!   whatever its method; so may one the peer's `GOAWAY` failed when it had
-//!   a body (see [`Verdict::for_body`](crate::Verdict::for_body)); a body
-//!   that cannot be replayed is never retried, and the error says so;
+//!   a body (see [`Verdict::for_body`]); a body that cannot be replayed is
+//!   never retried, and the error says so;
 //! - **one free immediate retry** after a refusal (a draining GOAWAY,
 //!   `REFUSED_STREAM`, handed back unsent), outside the budget, as gRPC's
 //!   transparent retry; it costs an attempt only when the request may have
@@ -30,10 +31,21 @@
 //!   ([`RetryError::is_budget_exhausted`]);
 //! - a `tracing` event per decision, and [`RetryStats`] counters.
 //!
-//! The tower adapters are here too, written once: [`RetryLayer`] (errors that
-//! say why they were not retried) and [`ClassifyPolicy`] (a tower 0.5 retry
-//! `Policy`). The backend crates add only how their `http::Request` is
-//! copied (a [`Replay`]) and, for hyper 0.14, a tower 0.4 `Policy`.
+//! The tower adapters are here too, written once for both hyper stacks:
+//! [`ClassifyRetryLayer`] (errors that say why they were not retried), and
+//! [`ClassifyPolicy`], a retry `Policy` for tower 0.5's `Retry` (feature
+//! `tower-05`) and for tower 0.4's (feature `tower-04`). The backend crates
+//! add only how their `http::Request` is copied (a [`Replay`]).
+//!
+//! # Features
+//!
+//! - `tower-05`: [`ClassifyPolicy`] implements tower 0.5's `retry::Policy`.
+//! - `tower-04`: [`ClassifyPolicy`] implements tower 0.4's `retry::Policy`.
+//!
+//! The layer needs neither: `Service` and `Layer` come from tower-service and
+//! tower-layer 0.3, which both towers share.
+
+#![deny(missing_docs)]
 
 mod adapters;
 mod config;
@@ -41,13 +53,21 @@ mod error;
 mod handover;
 mod policy;
 mod stats;
+#[cfg(feature = "tower-04")]
+mod tower04;
 
-pub use adapters::{ClassifyPolicy, Replay, Retry, RetryLayer};
+pub use adapters::{ClassifyPolicy, ClassifyRetry, ClassifyRetryLayer, Replay};
 pub use config::{RetryBudget, RetryConfig};
 pub use error::{InvalidConfig, RetryError, StopReason};
 pub use handover::HandoverMarker;
 pub use policy::{is_idempotent_method, Decision, RequestFacts, RetryPolicy, RetryState};
 pub use stats::RetryStats;
+
+/// The request-body vocabulary of [`RequestFacts::body`], from `classify-core`.
+pub use classify_core::RequestBody;
+
+// The vocabulary the policy decides on, for the modules' paths and links.
+use classify_core::{Cause, Classifier, ConnectKind, Pace, RetrySafety, Verdict};
 
 /// A request extension that marks a request idempotent on the caller's word,
 /// so it may be replayed after an error that leaves its processing in doubt.
@@ -59,19 +79,16 @@ pub struct Idempotent;
 /// The [`RequestFacts`] of an `http::Request` of any `http` version (0.2 or
 /// 1, whose request APIs are the same), given its body's `is_end_stream()`.
 /// Written once here; each backend expands it against its own `http`.
+#[doc(hidden)] // for backend crates, not users
 #[macro_export]
 macro_rules! http_request_facts {
     ($req:expr, end_stream = $end_stream:expr) => {{
         let req = $req;
-        $crate::retry::RequestFacts::new(
+        $crate::RequestFacts::new(
             req.method().as_str(),
             req.headers().contains_key("idempotency-key"),
         )
-        .idempotent(
-            req.extensions()
-                .get::<$crate::retry::Idempotent>()
-                .is_some(),
-        )
+        .idempotent(req.extensions().get::<$crate::Idempotent>().is_some())
         .body($crate::RequestBody::from_end_stream($end_stream))
     }};
 }
@@ -79,6 +96,7 @@ macro_rules! http_request_facts {
 /// Copies an `http::Request`'s method, URI, version and headers (any `http`
 /// version) into `copy`, a new request around the replayed body, and returns
 /// it; extensions are the caller's to copy (http 0.2's cannot be cloned).
+#[doc(hidden)] // for backend crates, not users
 #[macro_export]
 macro_rules! copy_http_request_head {
     ($req:expr => $copy:expr) => {{

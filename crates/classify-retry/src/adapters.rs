@@ -1,8 +1,8 @@
-//! tower adapters: a retrying `Service` and `Layer`, and a tower 0.5 retry
-//! `Policy`.
+//! tower adapters: a retrying `Service` and `Layer`, and a retry `Policy`
+//! for tower's own `Retry`.
 //!
 //! `Service` and `Layer` come from tower-service and tower-layer 0.3, which
-//! tower 0.4 and 0.5 share, so [`Retry`] wraps a hyper 0.14 `Client` and a
+//! tower 0.4 and 0.5 share, so [`ClassifyRetry`] wraps a hyper 0.14 `Client` and a
 //! hyper-util `Client` alike. All that differs between the stacks is how a
 //! request is copied for a retry: the [`Replay`] each backend crate provides.
 
@@ -26,7 +26,7 @@ pub trait Replay<Req>: Clone {
     /// The facts retries are decided on (method, `Idempotency-Key`, the
     /// [`Idempotent`](super::Idempotent) marker, what follows the head).
     /// Whether the body replays is not asked here: the adapters learn it
-    /// from [`try_replay`](Self::try_replay), so a body is not copied just
+    /// from [`try_copy_request`](Self::try_copy_request), so a body is not copied just
     /// to find out.
     fn facts(&self, req: &Req) -> RequestFacts;
 
@@ -34,10 +34,10 @@ pub trait Replay<Req>: Clone {
     /// replayed (now: a body that replays only so often may say `None`
     /// later, and the request then stops with
     /// [`StopReason::BodyNotReplayable`](super::StopReason::BodyNotReplayable)).
-    fn try_replay(&self, req: &Req) -> Option<Req>;
+    fn try_copy_request(&self, req: &Req) -> Option<Req>;
 
     /// Puts `marker` into the attempt's request (its extensions), so the
-    /// [`RetryLayer`] can tell an attempt that never left the client (see
+    /// [`ClassifyRetryLayer`] can tell an attempt that never left the client (see
     /// [`RetryConfig::handover_timeout`](super::RetryConfig::handover_timeout)).
     /// The default drops it: every attempt then counts as handed over, and
     /// none is given up early.
@@ -49,23 +49,23 @@ pub trait Replay<Req>: Clone {
 /// A `Layer` that retries requests with a [`RetryPolicy`]; its errors are
 /// [`RetryError`]s, which say why the last error was not retried.
 #[derive(Clone, Debug)]
-pub struct RetryLayer<R> {
+pub struct ClassifyRetryLayer<R> {
     policy: RetryPolicy,
     replay: R,
 }
 
-impl<R> RetryLayer<R> {
+impl<R> ClassifyRetryLayer<R> {
     /// Retries with `policy`, copying requests with `replay`.
     pub fn new(policy: RetryPolicy, replay: R) -> Self {
-        RetryLayer { policy, replay }
+        ClassifyRetryLayer { policy, replay }
     }
 }
 
-impl<S, R: Clone> Layer<S> for RetryLayer<R> {
-    type Service = Retry<S, R>;
+impl<S, R: Clone> Layer<S> for ClassifyRetryLayer<R> {
+    type Service = ClassifyRetry<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry {
+        ClassifyRetry {
             inner,
             policy: self.policy.clone(),
             replay: self.replay.clone(),
@@ -74,22 +74,22 @@ impl<S, R: Clone> Layer<S> for RetryLayer<R> {
 }
 
 /// A `Service` that retries requests with a [`RetryPolicy`]. Made by
-/// [`RetryLayer`].
+/// [`ClassifyRetryLayer`].
 #[derive(Clone, Debug)]
-pub struct Retry<S, R> {
+pub struct ClassifyRetry<S, R> {
     inner: S,
     policy: RetryPolicy,
     replay: R,
 }
 
-impl<S, R> Retry<S, R> {
+impl<S, R> ClassifyRetry<S, R> {
     /// The policy, for its [`stats`](RetryPolicy::stats).
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
 }
 
-impl<S, R, Req> Service<Req> for Retry<S, R>
+impl<S, R, Req> Service<Req> for ClassifyRetry<S, R>
 where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
@@ -110,7 +110,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         // One copy kept aside, from which each retry is copied again; it is
         // also how the policy learns whether the body replays.
-        let template = self.replay.try_replay(&req);
+        let template = self.replay.try_copy_request(&req);
         let facts = self.replay.facts(&req).replayable(template.is_some());
         let (policy, replay, inner) =
             (self.policy.clone(), self.replay.clone(), self.inner.clone());
@@ -120,7 +120,7 @@ where
                 .run(facts, move |marker| {
                     let mut req = first
                         .take()
-                        .or_else(|| template.as_ref().and_then(|t| replay.try_replay(t)))?;
+                        .or_else(|| template.as_ref().and_then(|t| replay.try_copy_request(t)))?;
                     replay.mark(&mut req, marker);
                     Some(inner.clone().oneshot(req))
                 })
@@ -129,11 +129,12 @@ where
     }
 }
 
-/// A tower 0.5 retry `Policy` (for `tower::retry::Retry`) that decides with
-/// a [`RetryPolicy`].
+/// A tower retry `Policy` that decides with a [`RetryPolicy`]: for tower
+/// 0.5's `Retry` with the feature `tower-05`, for tower 0.4's with
+/// `tower-04`, whichever hyper the requests are for.
 ///
 /// tower's `Retry` hands the last error back unchanged, so unlike
-/// [`RetryLayer`] this cannot mark why it stopped: read the policy's
+/// [`ClassifyRetryLayer`] this cannot mark why it stopped: read the policy's
 /// [`stats`](RetryPolicy::stats) or its `tracing` events. A request's clock
 /// (for the deadline) starts when tower first copies it, just before its
 /// first attempt, as the layer's starts at the call. It never sees a request
@@ -201,7 +202,7 @@ impl<R> ClassifyPolicy<R> {
             self.policy.record_request();
             self.began.set(self.policy.created(), Instant::now());
         }
-        self.replay.try_replay(req)
+        self.replay.try_copy_request(req)
     }
 
     /// How long to wait before retrying `req` after `err`, or `None` to stop.
@@ -221,6 +222,7 @@ impl<R> ClassifyPolicy<R> {
     }
 }
 
+#[cfg(feature = "tower-05")]
 impl<R, Req, Res, E> tower::retry::Policy<Req, Res, E> for ClassifyPolicy<R>
 where
     R: Replay<Req>,
@@ -248,7 +250,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::retry::RetryConfig;
+    use crate::RetryConfig;
     use crate::{Classifier, RequestBody};
 
     /// A request that carries what [`Replay::mark`] gives it, as an
@@ -263,7 +265,7 @@ mod tests {
             RequestFacts::new("POST", false).body(RequestBody::NonEmpty)
         }
 
-        fn try_replay(&self, _: &Request) -> Option<Request> {
+        fn try_copy_request(&self, _: &Request) -> Option<Request> {
             Some(Request(None))
         }
 
@@ -278,7 +280,7 @@ mod tests {
     fn layer_around<F, Fut>(
         respond: F,
     ) -> (
-        Retry<
+        ClassifyRetry<
             impl Service<Request, Response = &'static str, Error = io::Error, Future: Send>
                 + Clone
                 + Send
@@ -297,7 +299,10 @@ mod tests {
         let service = tower::service_fn(move |req: Request| {
             respond.clone()(counted.fetch_add(1, Ordering::SeqCst), req)
         });
-        (RetryLayer::new(policy, PostReplay).layer(service), attempts)
+        (
+            ClassifyRetryLayer::new(policy, PostReplay).layer(service),
+            attempts,
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -342,7 +347,7 @@ mod tests {
             RequestFacts::new("PUT", false)
         }
 
-        fn try_replay(&self, _: &Request) -> Option<Request> {
+        fn try_copy_request(&self, _: &Request) -> Option<Request> {
             (self.0.fetch_add(1, Ordering::SeqCst) == 0).then_some(Request(None))
         }
     }
@@ -352,7 +357,7 @@ mod tests {
         let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[])).unwrap();
         let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
         let service = tower::service_fn(move |_: Request| async move { Err::<(), _>(reset()) });
-        let mut retry = RetryLayer::new(policy, ReplaysOnce(Arc::default())).layer(service);
+        let mut retry = ClassifyRetryLayer::new(policy, ReplaysOnce(Arc::default())).layer(service);
         let err = retry.call(Request(None)).await.unwrap_err();
         // The copy kept aside was the one copy: the retry finds none.
         assert_eq!(err.reason(), super::super::StopReason::BodyNotReplayable);
@@ -361,6 +366,7 @@ mod tests {
         assert_eq!(last, Some(io::ErrorKind::ConnectionReset));
     }
 
+    #[cfg(feature = "tower-05")]
     #[tokio::test(start_paused = true)]
     async fn a_tower_policys_deadline_counts_from_the_call_as_the_layers_does() {
         let config = RetryConfig::default()

@@ -53,7 +53,7 @@ impl fmt::Display for StopReason {
 /// retried.
 ///
 /// ```
-/// use classify_core::retry::{RetryError, StopReason};
+/// use classify_retry::{RetryError, StopReason};
 /// use std::io;
 ///
 /// let err = RetryError::new(StopReason::BudgetExhausted, None, 2, Some(io::Error::other("reset")));

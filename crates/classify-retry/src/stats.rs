@@ -98,7 +98,7 @@ impl RetryStats {
     /// only a snapshot taken while no request is in flight must agree.
     ///
     /// ```
-    /// use classify_core::retry::{RetryConfig, RetryPolicy};
+    /// use classify_retry::{RetryConfig, RetryPolicy};
     /// use classify_core::Classifier;
     ///
     /// let policy = RetryPolicy::new(RetryConfig::default(), Classifier::new(&[])).unwrap();
