@@ -60,39 +60,39 @@ fn the_counter_counts() {
     assert_eq!(ALLOCATIONS.with(|count| count.replace(None)), Some(1));
 }
 
-#[cfg(feature = "legacy")]
-#[tokio::test]
-async fn classify_does_not_allocate_on_hyper_0_14_chains() {
-    use support::legacy;
-    let server = support::go_away_on_first_request(0, Wire::NO_ERROR).await;
-    let go_away = legacy::h2_get(&server.url()).await.unwrap_err();
-    assert_no_allocation("GOAWAY", &go_away, go_away_cause());
+/// `classify` on one stack's real GOAWAY, REFUSED_STREAM and connect-refused
+/// chains.
+macro_rules! alloc_tests {
+    ($stack:ident, $feature:literal, $name:ident) => {
+        #[cfg(feature = $feature)]
+        #[tokio::test]
+        async fn $name() {
+            use support::$stack;
+            let server = support::go_away_on_first_request(0, Wire::NO_ERROR).await;
+            let go_away = $stack::h2_get(&server.url()).await.unwrap_err();
+            assert_no_allocation("GOAWAY", &go_away, go_away_cause());
 
-    let server = support::reset_every_request(Wire::REFUSED_STREAM).await;
-    let reset = legacy::h2_get(&server.url()).await.unwrap_err();
-    assert_no_allocation("REFUSED_STREAM", &reset, reset_cause());
+            let server = support::reset_every_request(Wire::REFUSED_STREAM).await;
+            let reset = $stack::h2_get(&server.url()).await.unwrap_err();
+            assert_no_allocation("REFUSED_STREAM", &reset, reset_cause());
 
-    let url = format!("http://{}/", support::closed_port().await);
-    let refused = legacy::h2_get(&url).await.unwrap_err();
-    assert_no_allocation("connect refused", &refused, refused_cause());
+            let url = format!("http://{}/", support::closed_port().await);
+            let refused = $stack::h2_get(&url).await.unwrap_err();
+            assert_no_allocation("connect refused", &refused, refused_cause());
+        }
+    };
 }
 
-#[cfg(feature = "modern")]
-#[tokio::test]
-async fn classify_does_not_allocate_on_hyper_1_chains() {
-    use support::modern;
-    let server = support::go_away_on_first_request(0, Wire::NO_ERROR).await;
-    let go_away = modern::h2_get(&server.url()).await.unwrap_err();
-    assert_no_allocation("GOAWAY", &go_away, go_away_cause());
-
-    let server = support::reset_every_request(Wire::REFUSED_STREAM).await;
-    let reset = modern::h2_get(&server.url()).await.unwrap_err();
-    assert_no_allocation("REFUSED_STREAM", &reset, reset_cause());
-
-    let url = format!("http://{}/", support::closed_port().await);
-    let refused = modern::h2_get(&url).await.unwrap_err();
-    assert_no_allocation("connect refused", &refused, refused_cause());
-}
+alloc_tests!(
+    legacy,
+    "legacy",
+    classify_does_not_allocate_on_hyper_0_14_chains
+);
+alloc_tests!(
+    modern,
+    "modern",
+    classify_does_not_allocate_on_hyper_1_chains
+);
 
 fn go_away_cause() -> Cause {
     Cause::GoAway {

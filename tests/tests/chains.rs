@@ -351,20 +351,9 @@ enum Spec {
     SelfLoop,
 }
 
-const KINDS: [io::ErrorKind; 8] = [
-    io::ErrorKind::Other,
-    io::ErrorKind::BrokenPipe,
-    io::ErrorKind::ConnectionRefused,
-    io::ErrorKind::ConnectionReset,
-    io::ErrorKind::TimedOut,
-    io::ErrorKind::UnexpectedEof,
-    io::ErrorKind::NotFound,
-    io::ErrorKind::HostUnreachable,
-];
-
 fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
-        (0..KINDS.len()).prop_map(Spec::Io),
+        (0..support::IO_KINDS.len()).prop_map(Spec::Io),
         "(GoAway\\(|Reset\\(|dns error|[a-z ]{0,12}){1,3}".prop_map(Spec::Text),
         Just(Spec::SelfLoop),
     ]
@@ -375,8 +364,8 @@ fn build(specs: &[Spec]) -> Box<dyn Error + Send + Sync> {
     for spec in specs.iter().rev() {
         next = Some(match spec {
             Spec::Io(k) => match next {
-                Some(inner) => Box::new(io::Error::new(KINDS[*k], inner)),
-                None => Box::new(io::Error::from(KINDS[*k])),
+                Some(inner) => Box::new(io::Error::new(support::IO_KINDS[*k], inner)),
+                None => Box::new(io::Error::from(support::IO_KINDS[*k])),
             },
             Spec::Text(text) => Box::new(custom(text, next)),
             Spec::SelfLoop => Box::new(Custom {

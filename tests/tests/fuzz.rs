@@ -13,6 +13,8 @@
 //! FUZZ_CASES=10000000 cargo test --release -p hyper-classify-tests --test fuzz
 //! ```
 
+mod support;
+
 use std::error::Error;
 use std::fmt::{self, Write as _};
 use std::io;
@@ -124,18 +126,6 @@ enum Spec {
     H2_04(u32),
 }
 
-const KINDS: [io::ErrorKind; 9] = [
-    io::ErrorKind::Other,
-    io::ErrorKind::BrokenPipe,
-    io::ErrorKind::ConnectionRefused,
-    io::ErrorKind::ConnectionReset,
-    io::ErrorKind::ConnectionAborted,
-    io::ErrorKind::TimedOut,
-    io::ErrorKind::UnexpectedEof,
-    io::ErrorKind::NotConnected,
-    io::ErrorKind::HostUnreachable,
-];
-
 /// The links of one chain, each reachable from any other.
 type Links = OnceLock<Vec<LinkPtr>>;
 
@@ -216,7 +206,10 @@ impl Arena {
                         kind,
                         display,
                         source,
-                    } => Box::new(io::Error::new(KINDS[*kind], odd(display, display, source))),
+                    } => Box::new(io::Error::new(
+                        support::IO_KINDS[*kind],
+                        odd(display, display, source),
+                    )),
                     Spec::H2_03(reason) => {
                         Box::new(h2_03::Error::from(h2_03::Reason::from(*reason)))
                     }
@@ -297,7 +290,7 @@ fn spec(links: usize) -> impl Strategy<Value = Spec> {
             debug,
             source,
         }),
-        2 => (0..KINDS.len(), printing(), source(links)).prop_map(|(kind, display, source)| Spec::Io {
+        2 => (0..support::IO_KINDS.len(), printing(), source(links)).prop_map(|(kind, display, source)| Spec::Io {
             kind,
             display,
             source,

@@ -24,6 +24,21 @@ pub mod modern;
 #[cfg(feature = "modern")]
 pub mod modern_retry;
 
+/// The io error kinds the chain tests build chains from: every kind the
+/// decision table reads, and two it does not.
+pub const IO_KINDS: [io::ErrorKind; 10] = [
+    io::ErrorKind::Other,
+    io::ErrorKind::BrokenPipe,
+    io::ErrorKind::ConnectionRefused,
+    io::ErrorKind::ConnectionReset,
+    io::ErrorKind::ConnectionAborted,
+    io::ErrorKind::TimedOut,
+    io::ErrorKind::UnexpectedEof,
+    io::ErrorKind::NotConnected,
+    io::ErrorKind::NotFound,
+    io::ErrorKind::HostUnreachable,
+];
+
 /// One request of the hostile-server suite, sent: `Ok` if a response
 /// head came back.
 pub type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
