@@ -2,7 +2,8 @@
 //! pins` checks that each backend reads the very h2 its hyper wraps; `cargo
 //! xtask fork-patch` checks the AWS SDK fork patch against the real crate;
 //! `cargo xtask hyper-patch` measures hyper's GOAWAY race with and without
-//! the fix in `patches/`.
+//! the fix in `patches/`; `cargo xtask msrv` and `cargo xtask package`
+//! check the publishable crates as a user and crates.io would see them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod fork;
 mod pins;
 mod race;
+mod release;
 
 #[derive(Parser)]
 #[command(about = "hyper-classify's project automation")]
@@ -25,7 +27,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Everything CI checks: format, lints, the feature matrix, the tests of
-    /// each stack alone and both together, the h2 pin check, and the docs.
+    /// each stack alone and both together, the h2 pin check, the docs, the
+    /// MSRV and the packages.
     #[command(alias = "ci")]
     Test,
     /// Fail unless each backend's h2 is the very h2 its hyper version wraps.
@@ -48,6 +51,11 @@ enum Task {
     /// Apply the GOAWAY race fix in `patches/` to the locked hyper 0.14 and
     /// 1, and run the race storm on patched and on stock hyper.
     HyperPatch,
+    /// Check the publishable crates, every feature on, with the toolchain
+    /// their `rust-version` names (installed with rustup if missing).
+    Msrv,
+    /// Package each publishable crate and build it from its package.
+    Package,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +73,20 @@ fn run(task: Task) -> Result<()> {
         Task::Test => test(),
         Task::ForkPatch => {
             println!("{}", fork::check(&root())?);
+            Ok(())
+        }
+        Task::Msrv => {
+            let check = release::check_msrv(&root())?;
+            println!("{}", check.summary);
+            match check.unbuilt {
+                Some(toolchain) => {
+                    bail!("not built on Rust {toolchain}: it could not be installed")
+                }
+                None => Ok(()),
+            }
+        }
+        Task::Package => {
+            println!("{}", release::check_package(&root())?);
             Ok(())
         }
         Task::HyperPatch => {
@@ -218,17 +240,40 @@ fn test() -> Result<()> {
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    let mut unbuilt = None;
+    step("the publishable crates on their rust-version", || {
+        let check = release::check_msrv(&root())?;
+        println!("{}", check.summary);
+        unbuilt = check.unbuilt;
+        Ok(())
+    })?;
+    step(
+        "the publishable crates package and build from their packages",
+        || {
+            println!("{}", release::check_package(&root())?);
+            Ok(())
+        },
+    )?;
     for server in &skip {
         println!(
             "\n!!! xtask: the tests against {server} were SKIPPED ({server} is not installed: \
              apt-get install -y --no-install-recommends nginx haproxy)"
         );
     }
-    match skip.is_empty() {
+    let mut skipped: Vec<String> = skip.iter().map(|server| server.to_string()).collect();
+    if let Some(toolchain) = unbuilt {
+        println!(
+            "\n!!! xtask: the build on Rust {toolchain} was SKIPPED (the toolchain could not be \
+             installed: rustup toolchain install {toolchain}); only the dependencies' \
+             rust-versions were checked"
+        );
+        skipped.push(format!("the build on Rust {toolchain}"));
+    }
+    match skipped.is_empty() {
         true => println!("\nxtask: every check passed"),
         false => println!(
             "\nxtask: every check that ran passed; {} skipped",
-            skip.join(", ")
+            skipped.join(", ")
         ),
     }
     Ok(())

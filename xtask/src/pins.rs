@@ -36,10 +36,8 @@ pub fn read_metadata(file: &Path) -> Result<Metadata> {
 /// releases: a hyper 1.x that moved to a new h2 fails here before it reaches
 /// anyone's lock file. Cargo.lock is put back as it was, whatever happens.
 pub fn check_latest(root: &Path) -> Result<Vec<String>> {
-    let lock = root.join("Cargo.lock");
-    let saved = std::fs::read(&lock).context("reading Cargo.lock")?;
-    let result = (|| {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    with_lockfile_restored(root, || {
+        let status = Command::new(crate::cargo_bin())
             .args(["update", "--quiet"])
             .current_dir(root)
             .status()
@@ -48,7 +46,15 @@ pub fn check_latest(root: &Path) -> Result<Vec<String>> {
             bail!("cargo update failed ({status})");
         }
         check(&run_metadata(&root.join("Cargo.toml"))?)
-    })();
+    })
+}
+
+/// Runs `check` with the workspace's Cargo.lock free to change, and puts the
+/// lock file back as it was afterwards, whatever happened.
+pub fn with_lockfile_restored<T>(root: &Path, check: impl FnOnce() -> Result<T>) -> Result<T> {
+    let lock = root.join("Cargo.lock");
+    let saved = std::fs::read(&lock).context("reading Cargo.lock")?;
+    let result = check();
     std::fs::write(&lock, saved).context("restoring Cargo.lock")?;
     result
 }

@@ -1,0 +1,204 @@
+//! Release checks: the publishable crates build on their declared
+//! `rust-version`, and each packages (as `cargo publish` would upload it)
+//! and builds from the package alone.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::pins::run_metadata;
+
+/// The workspace's publishable crates (those without `publish = false`) and
+/// the `rust-version` they declare, which must be one for all of them.
+pub fn publishable(root: &Path) -> Result<(Vec<String>, String)> {
+    let metadata = run_metadata(&root.join("Cargo.toml"))?;
+    let crates: Vec<_> = metadata
+        .workspace_packages()
+        .into_iter()
+        .filter(|package| package.publish.as_ref().is_none_or(|to| !to.is_empty()))
+        .collect();
+    let mut versions: Vec<String> = crates
+        .iter()
+        .map(|package| {
+            package
+                .rust_version
+                .as_ref()
+                .map(ToString::to_string)
+                .with_context(|| format!("{} declares no rust-version", package.name))
+        })
+        .collect::<Result<_>>()?;
+    versions.dedup();
+    let [version] = &versions[..] else {
+        bail!("the publishable crates declare different rust-versions: {versions:?}");
+    };
+    // `rust-version = "1.83"` names the toolchain 1.83.0.
+    let toolchain = match version.matches('.').count() {
+        1 => format!("{version}.0"),
+        _ => version.clone(),
+    };
+    let names = crates.iter().map(|p| p.name.to_string()).collect();
+    Ok((names, toolchain))
+}
+
+/// Checks the publishable crates, every feature on, with the toolchain their
+/// `rust-version` names, against dependencies resolved for that toolchain
+/// (as cargo's MSRV-aware resolver picks them for a user on it). Cargo.lock
+/// is put back afterwards.
+///
+/// Where that toolchain cannot be installed, it says so loudly and checks
+/// what it can without it: that every dependency the crates build with
+/// declares a `rust-version` no newer than theirs (std API use is checked by
+/// clippy's `incompatible_msrv`, in the lint step).
+pub fn check_msrv(root: &Path) -> Result<MsrvCheck> {
+    let (crates, toolchain) = publishable(root)?;
+    if !toolchain_usable(&toolchain) {
+        let installed = Command::new("rustup")
+            .args(["toolchain", "install", &toolchain, "--profile", "minimal"])
+            .current_dir(root)
+            .status()
+            .is_ok_and(|status| status.success());
+        if !installed || !toolchain_usable(&toolchain) {
+            println!(
+                "\n!!! xtask: Rust {toolchain} could not be installed: NOT built on it; \
+                 checking the dependencies' rust-versions only"
+            );
+            let summary = crate::pins::with_lockfile_restored(root, || {
+                resolve_for_msrv(root)?;
+                check_dependency_rust_versions(root, &crates, &toolchain)
+            })?;
+            return Ok(MsrvCheck {
+                summary,
+                unbuilt: Some(toolchain),
+            });
+        }
+    }
+    crate::pins::with_lockfile_restored(root, || {
+        resolve_for_msrv(root)?;
+        let mut check = Command::new("rustup");
+        check.args(["run", &toolchain, "cargo", "check", "--all-features"]);
+        check.args(["--target-dir", "target/msrv"]);
+        check.args(crates.iter().flat_map(|name| ["--package", name]));
+        // The proxy's choice for the outer cargo must not leak into the inner.
+        check
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .env_remove("RUSTC");
+        run(&mut check, root)
+    })?;
+    Ok(MsrvCheck {
+        summary: format!("{} build on Rust {toolchain}", crates.join(", ")),
+        unbuilt: None,
+    })
+}
+
+/// What [`check_msrv`] checked.
+pub struct MsrvCheck {
+    /// One line for the log.
+    pub summary: String,
+    /// The toolchain the crates were *not* built on, because it could not
+    /// be installed (only their dependencies' rust-versions were checked).
+    pub unbuilt: Option<String>,
+}
+
+fn toolchain_usable(toolchain: &str) -> bool {
+    Command::new("rustup")
+        .args(["run", toolchain, "cargo", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Resolves Cargo.lock as cargo's MSRV-aware resolver would for a user on
+/// the crates' rust-version.
+fn resolve_for_msrv(root: &Path) -> Result<()> {
+    run(
+        Command::new(crate::cargo_bin())
+            .args(["generate-lockfile", "--quiet"])
+            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback"),
+        root,
+    )
+}
+
+/// Fails if a crate that `crates` build with (normal and build
+/// dependencies, every feature on) declares a newer rust-version than
+/// `toolchain`.
+fn check_dependency_rust_versions(
+    root: &Path,
+    crates: &[String],
+    toolchain: &str,
+) -> Result<String> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(root.join("Cargo.toml"))
+        .features(cargo_metadata::CargoOpt::AllFeatures)
+        .exec()
+        .context("cargo metadata")?;
+    let msrv = cargo_metadata::semver::Version::parse(toolchain)?;
+    let resolve = metadata.resolve.as_ref().context("no resolve graph")?;
+    let nodes: std::collections::HashMap<_, _> =
+        resolve.nodes.iter().map(|node| (&node.id, node)).collect();
+    let mut queue: Vec<_> = metadata
+        .workspace_packages()
+        .into_iter()
+        .filter(|package| crates.contains(&package.name.to_string()))
+        .map(|package| &package.id)
+        .collect();
+    let mut seen: std::collections::HashSet<_> = queue.iter().copied().collect();
+    let mut too_new = Vec::new();
+    while let Some(id) = queue.pop() {
+        let package = &metadata[id];
+        if let Some(version) = &package.rust_version {
+            if *version > msrv {
+                too_new.push(format!(
+                    "{} {} needs {version}",
+                    package.name, package.version
+                ));
+            }
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        for dep in &node.deps {
+            let builds = dep
+                .dep_kinds
+                .iter()
+                .any(|kind| kind.kind != cargo_metadata::DependencyKind::Development);
+            if builds && seen.insert(&dep.pkg) {
+                queue.push(&dep.pkg);
+            }
+        }
+    }
+    if !too_new.is_empty() {
+        bail!(
+            "dependencies newer than Rust {toolchain}: {}",
+            too_new.join(", ")
+        );
+    }
+    Ok(format!(
+        "{}: every dependency declares Rust {toolchain} or older (not built on it)",
+        crates.join(", ")
+    ))
+}
+
+/// Packages each publishable crate and builds it from its package, the
+/// workspace crates it depends on served from their packages too.
+pub fn check_package(root: &Path) -> Result<String> {
+    let (crates, _) = publishable(root)?;
+    let mut package = Command::new(crate::cargo_bin());
+    package.args(["package", "--allow-dirty", "--target-dir", "target/package"]);
+    package.args(crates.iter().flat_map(|name| ["--package", name]));
+    run(&mut package, root)?;
+    Ok(format!(
+        "{} package and build from their packages",
+        crates.join(", ")
+    ))
+}
+
+fn run(command: &mut Command, root: &Path) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
