@@ -16,6 +16,7 @@
 //! | `retry` | the [`retry`] policy, its layer and tower 0.5's retry `Policy` | `classify-retry` |
 //! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
 //! | `aws-smithy` | the AWS SDK's connector error and retry classifier ([`aws`]) | - |
+//! | `reqwest` | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest`]) | `classify-h2-04` |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
 //! build: a classifier that cannot see GOAWAY must not build silently.
@@ -89,6 +90,9 @@ pub mod retry;
 
 #[cfg(feature = "aws-smithy")]
 pub mod aws;
+
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 
 /// Every backend this build's features enable.
 pub const BACKENDS: &[&dyn Backend] = &[
