@@ -59,7 +59,13 @@ impl Peer {
     /// Starts nginx with `server_directives` inside its `server { }` block
     /// (the listen line and a `location / { return 200 "ok"; }` are added).
     pub fn nginx(binary: &Path, server_directives: &str) -> io::Result<Peer> {
-        Peer::nginx_with(binary, server_directives, "", "return 200 \"ok\\n\";")
+        Peer::nginx_with(
+            binary,
+            Listen::H2c,
+            server_directives,
+            "",
+            "return 200 \"ok\\n\";",
+        )
     }
 
     /// Starts nginx with `server_directives`, proxying every request to the
@@ -70,8 +76,52 @@ impl Peer {
         server_directives: &str,
         backend: SocketAddr,
     ) -> io::Result<Peer> {
+        Peer::nginx_proxy_over(binary, Listen::H2c, server_directives, backend)
+    }
+
+    /// Like [`nginx_proxy`](Peer::nginx_proxy), over TLS with the PEM
+    /// certificate and key given, offering `h2` by ALPN: for clients that
+    /// speak HTTP/2 only when ALPN offers it (the AWS SDK's hyper 1 client).
+    pub fn nginx_proxy_tls(
+        binary: &Path,
+        server_directives: &str,
+        backend: SocketAddr,
+        certificate_pem: &str,
+        key_pem: &str,
+    ) -> io::Result<Peer> {
+        let tls = Listen::Tls {
+            certificate_pem,
+            key_pem,
+        };
+        Peer::nginx_proxy_over(binary, tls, server_directives, backend)
+    }
+
+    /// Starts nginx with `server_directives`, proxying every request as
+    /// gRPC (`grpc_pass`, HTTP/2 by prior knowledge) to the server at
+    /// `backend`, over kept-alive connections.
+    pub fn nginx_grpc_proxy(
+        binary: &Path,
+        server_directives: &str,
+        backend: SocketAddr,
+    ) -> io::Result<Peer> {
         Peer::nginx_with(
             binary,
+            Listen::H2c,
+            server_directives,
+            &format!("upstream backend {{ server {backend}; keepalive 64; }}"),
+            "grpc_pass grpc://backend;",
+        )
+    }
+
+    fn nginx_proxy_over(
+        binary: &Path,
+        listen: Listen<'_>,
+        server_directives: &str,
+        backend: SocketAddr,
+    ) -> io::Result<Peer> {
+        Peer::nginx_with(
+            binary,
+            listen,
             server_directives,
             &format!("upstream backend {{ server {backend}; keepalive 64; }}"),
             "proxy_pass http://backend; proxy_http_version 1.1; \
@@ -81,11 +131,30 @@ impl Peer {
 
     fn nginx_with(
         binary: &Path,
+        listen: Listen<'_>,
         server_directives: &str,
         http_directives: &str,
         location: &str,
     ) -> io::Result<Peer> {
         let (dir, addr) = workspace("nginx")?;
+        let listen = match listen {
+            Listen::H2c => format!("listen {addr} http2;"),
+            Listen::Tls {
+                certificate_pem,
+                key_pem,
+            } => {
+                let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+                std::fs::write(&certificate, certificate_pem)?;
+                std::fs::write(&key, key_pem)?;
+                // `listen ... ssl http2` rather than `http2 on;`: nginx
+                // before 1.25.1 (Debian 12's 1.22) knows only this form.
+                format!(
+                    "listen {addr} ssl http2; ssl_certificate {}; ssl_certificate_key {};",
+                    certificate.display(),
+                    key.display()
+                )
+            }
+        };
         let conf = format!(
             "worker_processes 1;\n\
              pid {dir}/nginx.pid;\n\
@@ -100,7 +169,7 @@ impl Peer {
                scgi_temp_path {dir}/scgi;\n\
                {http_directives}\n\
                server {{\n\
-                 listen {addr} http2;\n\
+                 {listen}\n\
                  {server_directives}\n\
                  location / {{ {location} }}\n\
                }}\n\
@@ -208,6 +277,18 @@ impl Drop for Peer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// How nginx listens.
+#[derive(Clone, Copy)]
+enum Listen<'a> {
+    /// HTTP/2 by prior knowledge, no TLS.
+    H2c,
+    /// TLS with this certificate and key, `h2` offered by ALPN.
+    Tls {
+        certificate_pem: &'a str,
+        key_pem: &'a str,
+    },
 }
 
 /// A fresh temporary directory and a free port on 127.0.0.1.

@@ -42,10 +42,22 @@ impl FrameServer {
     }
 }
 
+/// A fresh self-signed certificate for `127.0.0.1` and `localhost`, and
+/// its key, both PEM: for a TLS server started elsewhere (nginx, see
+/// [`Peer::nginx_proxy_tls`](crate::peers::Peer::nginx_proxy_tls)).
+pub fn self_signed_pem() -> io::Result<(String, String)> {
+    let certified = certify()?;
+    Ok((certified.cert.pem(), certified.key_pair.serialize_pem()))
+}
+
+fn certify() -> io::Result<rcgen::CertifiedKey> {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    rcgen::generate_simple_self_signed(names).map_err(io::Error::other)
+}
+
 /// A server config with a fresh self-signed certificate, and its PEM.
 fn self_signed() -> io::Result<(ServerConfig, String)> {
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
+    let certified = certify()?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
     let chain = vec![CertificateDer::from(certified.cert.der().to_vec())];
     let provider = Arc::new(rustls::crypto::ring::default_provider());
