@@ -22,6 +22,7 @@ use aws_smithy_runtime::client::orchestrator::operation::Operation;
 use aws_smithy_runtime::client::retries::classifiers::{
     HttpStatusCodeClassifier, TransientErrorClassifier,
 };
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
@@ -32,11 +33,13 @@ use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority, SharedRetryClassifier,
 };
+use aws_smithy_runtime_api::client::runtime_plugin::{SharedRuntimePlugin, StaticRuntimePlugin};
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::Layer;
 use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 use aws_smithy_types::timeout::TimeoutConfig;
 use h2_frame_server::Reason as Wire;
-use hyper_classify::aws::TransportErrorClassifier;
+use hyper_classify::aws::{RefusalRetries, TransportErrorClassifier};
 use hyper_classify::{Chain, Reason, RequestBody};
 
 use support::{assert_go_away, assert_reset, First, Server};
@@ -389,6 +392,7 @@ async fn invoke(
     url: &str,
     recorded: impl ClassifyRetry + 'static,
     body: &'static str,
+    plugins: Vec<SharedRuntimePlugin>,
 ) -> Outcome {
     let actions = Arc::new(Mutex::new(Vec::new()));
     let mut builder = Operation::builder()
@@ -410,6 +414,9 @@ async fn invoke(
         });
     for classifier in sdk_defaults() {
         builder = builder.retry_classifier(classifier);
+    }
+    for plugin in plugins {
+        builder = builder.runtime_plugin(plugin);
     }
     let operation = builder
         .serializer(move |_: ()| {
@@ -464,6 +471,18 @@ async fn attempt_with_body(
     classifier: impl ClassifyRetry + 'static,
     body: &'static str,
 ) -> (Server, Outcome) {
+    attempt_with_plugins(stack, via, first, classifier, body, Vec::new()).await
+}
+
+/// [`attempt_with_body`] with these runtime plugins added to the operation.
+async fn attempt_with_plugins(
+    stack: Stack,
+    via: Via,
+    first: First,
+    classifier: impl ClassifyRetry + 'static,
+    body: &'static str,
+    plugins: Vec<SharedRuntimePlugin>,
+) -> (Server, Outcome) {
     let (server, client) = match via {
         Via::Sdk => {
             let server = server_for(stack, first).await;
@@ -472,7 +491,7 @@ async fn attempt_with_body(
         }
         Via::Fork(mapping) => (Server::h2c(first).await, ForkConnector::client(mapping)),
     };
-    let outcome = invoke(client, &server.url(), classifier, body).await;
+    let outcome = invoke(client, &server.url(), classifier, body, plugins).await;
     (server, outcome)
 }
 
@@ -724,6 +743,7 @@ async fn a_patched_fork_calls_a_refused_connection_io_and_never_connected() {
             &url,
             TransportErrorClassifier::new(),
             "{}",
+            Vec::new(),
         )
         .await;
         let err = outcome.error();
@@ -793,4 +813,89 @@ impl std::io::Write for Log {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------
+// RefusalRetries: refusals retried without the token bucket
+
+/// A retry partition whose token bucket has no tokens left, as after a
+/// storm of refusals.
+fn empty_token_bucket() -> SharedRuntimePlugin {
+    let mut layer = Layer::new("empty token bucket");
+    layer.store_put(
+        RetryPartition::custom("empty")
+            .token_bucket(TokenBucket::new(0))
+            .build(),
+    );
+    SharedRuntimePlugin::new(StaticRuntimePlugin::new().with_config(layer.freeze()))
+}
+
+#[tokio::test]
+async fn an_empty_token_bucket_fails_a_refusal_that_refusal_retries_retry() {
+    for stack in STACKS {
+        let (server, outcome) = attempt_with_plugins(
+            stack,
+            Via::Sdk,
+            First::Reset(Wire::REFUSED_STREAM),
+            TransportErrorClassifier::new(),
+            "{}",
+            vec![empty_token_bucket()],
+        )
+        .await;
+        assert_reset(outcome.error(), Reason::REFUSED_STREAM);
+        assert_eq!(server.requests(), 1, "{stack:?}: no token, no retry");
+
+        let (server, outcome) = attempt_with_plugins(
+            stack,
+            Via::Sdk,
+            First::Reset(Wire::REFUSED_STREAM),
+            TransportErrorClassifier::new(),
+            "{}",
+            vec![
+                empty_token_bucket(),
+                SharedRuntimePlugin::new(RefusalRetries::new()),
+            ],
+        )
+        .await;
+        assert_retried_once(&outcome, &server, RetryAction::transient_error(), stack);
+    }
+}
+
+#[tokio::test]
+async fn refusal_retries_do_not_replay_what_the_classifier_forbids() {
+    for stack in STACKS {
+        // A bodiless POST refused by GOAWAY may have been processed
+        // (hyper's race), and is not known to be idempotent.
+        let (server, outcome) = attempt_with_plugins(
+            stack,
+            Via::Sdk,
+            First::GoAway(Wire::NO_ERROR),
+            TransportErrorClassifier::new(),
+            "",
+            vec![SharedRuntimePlugin::new(RefusalRetries::new())],
+        )
+        .await;
+        assert_go_away(outcome.error(), Reason::NO_ERROR);
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
+    }
+}
+
+#[tokio::test]
+async fn refusal_retries_give_up_after_max_refusals() {
+    let server = Server::h2c_failing_every_request(First::Reset(Wire::REFUSED_STREAM)).await;
+    let client = sdk_client(Stack::Legacy, &server);
+    let plugins = vec![SharedRuntimePlugin::new(
+        RefusalRetries::new().max_refusals(4),
+    )];
+    let outcome = invoke(
+        client,
+        &server.url(),
+        TransportErrorClassifier::new(),
+        "{}",
+        plugins,
+    )
+    .await;
+    assert_reset(outcome.error(), Reason::REFUSED_STREAM);
+    // 4 refusals retried, then the standard strategy's 3 attempts.
+    assert_eq!(server.requests(), 1 + 4 + 2, "requests sent");
 }

@@ -15,7 +15,7 @@
 //! | `legacy` | hyper 0.14, h2 0.3 | `classify-h2-03` |
 //! | `retry` | the [`retry`] policy, its layer and tower 0.5's retry `Policy` | `classify-retry` |
 //! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
-//! | `aws-smithy` | the AWS SDK's connector error and retry classifier ([`aws`]) | - |
+//! | `aws-smithy` | the AWS SDK's connector error, retry classifier and refusal retries ([`aws`]) | - |
 //! | `reqwest` | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest`]) | `classify-h2-04` |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not

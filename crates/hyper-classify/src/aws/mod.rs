@@ -101,6 +101,10 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 };
 use aws_smithy_types::retry::ErrorKind;
 
+mod refusals;
+
+pub use refusals::RefusalRetries;
+
 use crate::{classify, Cause, Pace, RequestBody, RetrySafety, Verdict, WithRequestBody};
 use classify_core::Occurrences;
 
@@ -309,12 +313,10 @@ impl TransportErrorClassifier {
     where
         E: Error + 'static,
     {
-        let transport: &(dyn Error + 'static) = match err.as_connector_error() {
-            Some(connector) => connector,
-            None if err.is_response_error() => err,
-            None => return RetryAction::NoActionIndicated,
-        };
-        self.action_for_verdict(classify(transport).for_body(self.body))
+        match transport_error(err) {
+            Some(transport) => self.action_for_verdict(classify(transport).for_body(self.body)),
+            None => RetryAction::NoActionIndicated,
+        }
     }
 
     fn action_for_verdict(&self, verdict: Verdict) -> RetryAction {
@@ -346,5 +348,18 @@ impl ClassifyRetry for TransportErrorClassifier {
 
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// The transport error behind a failed attempt: a connector error, or a
+/// response error (the body failed while being read).
+fn transport_error<E>(err: &OrchestratorError<E>) -> Option<&(dyn Error + 'static)>
+where
+    E: Error + 'static,
+{
+    match err.as_connector_error() {
+        Some(connector) => Some(connector),
+        None if err.is_response_error() => Some(err),
+        None => None,
     }
 }
