@@ -17,6 +17,7 @@
 //! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
 //! | `aws-smithy` | the AWS SDK's connector error, retry classifier and refusal retries ([`aws`]) | - |
 //! | `reqwest` | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest`]) | `classify-h2-04` |
+//! | `tonic` | with `modern` and `retry`: transparent retries for tonic 0.14 channels ([`tonic`](mod@tonic)) | `classify-h2-04`, `classify-retry` |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
 //! build: a classifier that cannot see GOAWAY must not build silently.
@@ -93,6 +94,8 @@ pub mod aws;
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 /// Every backend this build's features enable.
 pub const BACKENDS: &[&dyn Backend] = &[
