@@ -122,13 +122,20 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// hyper-classify's features for clients on hyper 1 (each implies `modern`).
+const CLIENT_FEATURES: &str = "reqwest,reqwest-middleware,tonic";
+
 fn test() -> Result<()> {
     ensure_cargo_hack()?;
+    // The client integrations that imply `modern` are checked together in
+    // the powerset (one more dimension, not three) and each alone below.
     let powerset = [
         "hack",
         "--feature-powerset",
         "--at-least-one-of",
         "legacy,modern",
+        "--group-features",
+        CLIENT_FEATURES,
         "--package",
         "hyper-classify",
     ];
@@ -164,6 +171,20 @@ fn test() -> Result<()> {
     ];
     for (name, args) in steps {
         cargo(name, args, &[])?;
+    }
+    for feature in CLIENT_FEATURES.split(',') {
+        cargo(
+            &format!("the {feature} feature alone"),
+            &[
+                "check",
+                "--package",
+                "hyper-classify",
+                "--no-default-features",
+                "--features",
+                feature,
+            ],
+            &[],
+        )?;
     }
     // A test that needs a server this machine lacks is skipped by name, so
     // it is not counted as passed, and said so at the end.

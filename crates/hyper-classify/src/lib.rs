@@ -17,6 +17,7 @@
 //! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
 //! | `aws-smithy` | the AWS SDK's connector error, retry classifier and refusal retries ([`aws`]) | - |
 //! | `reqwest` | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest`]) | `classify-h2-04` |
+//! | `reqwest-middleware` | with `modern`: a retry strategy for reqwest-retry 0.9 ([`reqwest_middleware`](mod@reqwest_middleware)) | `classify-h2-04` |
 //! | `tonic` | with `modern` and `retry`: transparent retries for tonic 0.14 channels ([`tonic`](mod@tonic)) | `classify-h2-04`, `classify-retry` |
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
@@ -94,6 +95,8 @@ pub mod aws;
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest_middleware;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
