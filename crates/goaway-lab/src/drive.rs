@@ -9,7 +9,10 @@ use hyper_classify::retry::{self, RetryConfig, RetryPolicy, RetryStats, StopReas
 use hyper_classify::{classify, Cause, Verdict};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
+
+use crate::tls::TlsConnector;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -158,19 +161,20 @@ impl ClientTally {
 }
 
 /// Sends `requests` requests (ids in turn a `GET`, a `POST` with a body and
-/// a `POST` without one; only `GET`s when `gets_only`) to `url`,
+/// a `POST` without one; only `GET`s when `gets_only`) to `target`,
 /// `concurrency` at a time.
 pub async fn run(
     stack: Stack,
     mode: Mode,
-    url: &str,
+    target: &Target,
     requests: u64,
     concurrency: usize,
     gets_only: bool,
     on_done: impl Fn() + Send + Sync + 'static,
 ) -> ClientTally {
     let policy = retry::policy(RetryConfig::default()).expect("the default config is valid");
-    let client = Client::new(stack, mode, policy.clone());
+    let client = Client::new(stack, mode, policy.clone(), target);
+    let url = target.url.as_str();
     let slots = Arc::new(Semaphore::new(concurrency));
     let on_done = Arc::new(on_done);
     let mut tasks = JoinSet::new();
@@ -260,6 +264,22 @@ pub struct Outcome {
     failed_attempts: Vec<Cause>,
 }
 
+/// Where the lab sends its requests.
+#[derive(Clone)]
+pub struct Target {
+    /// `http://HOST:PORT/PATH` (HTTP/2 by prior knowledge) or `https://…`.
+    pub url: String,
+    /// The TLS connector for an `https` URL.
+    pub tls: Option<TlsConnector>,
+}
+
+impl Target {
+    /// An h2c URL.
+    pub fn h2c(url: String) -> Target {
+        Target { url, tls: None }
+    }
+}
+
 /// One stack's client, in one mode.
 #[derive(Clone)]
 pub struct Client {
@@ -268,60 +288,39 @@ pub struct Client {
     naive: bool,
 }
 
+type LegacyRequest = hyper_0_14::Request<http_body_04::Full<Bytes>>;
+type ModernRequest = hyper_1::Request<http_body_util::Full<Bytes>>;
+
+/// Each stack's client, bare or in the retry layer, over whichever
+/// connector; boxed so that one `send_once` arm serves each stack.
 #[derive(Clone)]
 enum Inner {
-    Legacy(hyper_0_14::Client<hyper_0_14::client::HttpConnector, http_body_04::Full<Bytes>>),
+    Legacy(BoxCloneSyncService<LegacyRequest, hyper_0_14::Response<hyper_0_14::Body>, BoxError>),
     Modern(
-        hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<Bytes>,
-        >,
-    ),
-    LegacyRetry(
-        retry::ClassifyRetry<
-            hyper_0_14::Client<hyper_0_14::client::HttpConnector, http_body_04::Full<Bytes>>,
-            hyper_classify::legacy::retry::HttpReplay,
-        >,
-    ),
-    ModernRetry(
-        retry::ClassifyRetry<
-            hyper_util::client::legacy::Client<
-                hyper_util::client::legacy::connect::HttpConnector,
-                http_body_util::Full<Bytes>,
-            >,
-            hyper_classify::modern::retry::HttpReplay,
-        >,
+        BoxCloneSyncService<ModernRequest, hyper_1::Response<hyper_1::body::Incoming>, BoxError>,
     ),
 }
 
 impl Client {
-    /// The client `stack` is driven with in `mode`, retrying with `policy`.
-    pub fn new(stack: Stack, mode: Mode, policy: RetryPolicy) -> Self {
-        // Both connectors default to Nagle's algorithm, which alone turns a
-        // drain's p99 from a few ms into tens.
-        let legacy = || {
-            let mut connector = hyper_0_14::client::HttpConnector::new();
-            connector.set_nodelay(true);
-            hyper_0_14::Client::builder()
-                .http2_only(true)
-                .build(connector)
-        };
-        let modern = || {
-            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            connector.set_nodelay(true);
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .http2_only(true)
-                .build(connector)
-        };
-        let inner = match (stack, mode) {
-            (Stack::Legacy, Mode::Classify) => {
-                Inner::LegacyRetry(retry::legacy_layer(policy).layer(legacy()))
+    /// The client `stack` is driven with in `mode` towards `target`,
+    /// retrying with `policy`.
+    pub fn new(stack: Stack, mode: Mode, policy: RetryPolicy, target: &Target) -> Self {
+        let retrying = (mode == Mode::Classify).then_some(policy);
+        let inner = match (stack, &target.tls) {
+            (Stack::Legacy, Some(tls)) => Inner::Legacy(legacy(tls.clone(), retrying)),
+            (Stack::Modern, Some(tls)) => Inner::Modern(modern(tls.clone(), retrying)),
+            // Both connectors default to Nagle's algorithm, which alone
+            // turns a drain's p99 from a few ms into tens.
+            (Stack::Legacy, None) => {
+                let mut connector = hyper_0_14::client::HttpConnector::new();
+                connector.set_nodelay(true);
+                Inner::Legacy(legacy(connector, retrying))
             }
-            (Stack::Modern, Mode::Classify) => {
-                Inner::ModernRetry(retry::modern_layer(policy).layer(modern()))
+            (Stack::Modern, None) => {
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.set_nodelay(true);
+                Inner::Modern(modern(connector, retrying))
             }
-            (Stack::Legacy, _) => Inner::Legacy(legacy()),
-            (Stack::Modern, _) => Inner::Modern(modern()),
         };
         Client {
             inner,
@@ -364,10 +363,6 @@ impl Client {
         // not the request's failure: the server answered.
         match &self.inner {
             Inner::Legacy(client) => {
-                let response = client.request(legacy_request(kind, url, id)).await?;
-                let _ = hyper_0_14::body::to_bytes(response.into_body()).await;
-            }
-            Inner::LegacyRetry(client) => {
                 let response = client
                     .clone()
                     .oneshot(legacy_request(kind, url, id))
@@ -375,10 +370,6 @@ impl Client {
                 let _ = hyper_0_14::body::to_bytes(response.into_body()).await;
             }
             Inner::Modern(client) => {
-                let response = client.request(modern_request(kind, url, id)).await?;
-                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
-            }
-            Inner::ModernRetry(client) => {
                 let response = client
                     .clone()
                     .oneshot(modern_request(kind, url, id))
@@ -387,6 +378,50 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// A hyper 0.14 client over `connector`, HTTP/2 only, in the retry layer
+/// when there is a policy.
+fn legacy<C>(
+    connector: C,
+    policy: Option<RetryPolicy>,
+) -> BoxCloneSyncService<LegacyRequest, hyper_0_14::Response<hyper_0_14::Body>, BoxError>
+where
+    C: hyper_0_14::client::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let client = hyper_0_14::Client::builder()
+        .http2_only(true)
+        .build(connector);
+    match policy {
+        Some(policy) => BoxCloneSyncService::new(
+            retry::legacy_layer(policy)
+                .layer(client)
+                .map_err(BoxError::from),
+        ),
+        None => BoxCloneSyncService::new(client.map_err(BoxError::from)),
+    }
+}
+
+/// A hyper-util client over `connector`, HTTP/2 only, in the retry layer
+/// when there is a policy.
+fn modern<C>(
+    connector: C,
+    policy: Option<RetryPolicy>,
+) -> BoxCloneSyncService<ModernRequest, hyper_1::Response<hyper_1::body::Incoming>, BoxError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(connector);
+    match policy {
+        Some(policy) => BoxCloneSyncService::new(
+            retry::modern_layer(policy)
+                .layer(client)
+                .map_err(BoxError::from),
+        ),
+        None => BoxCloneSyncService::new(client.map_err(BoxError::from)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! cargo run --release -p goaway-lab                      # every scenario, both stacks
 //! cargo run --release -p goaway-lab -- --json            # the same, as JSON
 //! cargo run --release -p goaway-lab -- --target http://127.0.0.1:8080/
+//! cargo run --release -p goaway-lab -- --target https://example.com/ [--ca-file ca.pem]
 //! cargo run --release -p goaway-lab -- storm             # the GOAWAY storm benchmark
 //! cargo run --release -p goaway-lab -- soak              # a million requests: memory and counters
 //! ```
@@ -16,16 +17,19 @@ mod report;
 mod scenario;
 mod soak;
 mod storm;
+mod tls;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::drive::{ClientTally, Kind, Mode, Stack};
+use crate::drive::{ClientTally, Kind, Mode, Stack, Target};
 use crate::report::Row;
 use crate::scenario::Scenario;
+use crate::tls::TlsConnector;
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +48,14 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
-    /// Probe a real h2c (HTTP/2 prior knowledge) server instead, with GETs.
+    /// Probe a real HTTP/2 server instead, with GETs: http://… by prior
+    /// knowledge, or https://… (TLS, h2 by ALPN).
     #[arg(long, value_name = "URL")]
     target: Option<String>,
+    /// For an https --target: trust the certificates in this PEM file
+    /// instead of the system's roots.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Run only these scenarios (repeatable).
     #[arg(long, value_enum)]
     scenario: Vec<Scenario>,
@@ -96,7 +105,11 @@ async fn lab(cli: &Cli) -> Result<(), String> {
     if cli.requests == 0 || cli.concurrency == 0 {
         return Err("--requests and --concurrency must be at least 1".into());
     }
-    let target = cli.target.as_deref().map(check_target).transpose()?;
+    let target = match (cli.target.as_deref(), cli.ca_file.as_deref()) {
+        (Some(url), ca_file) => Some(check_target(url, ca_file)?),
+        (None, Some(_)) => return Err("--ca-file goes with an https --target".into()),
+        (None, None) => None,
+    };
     let scenarios: Vec<Scenario> = match (&target, cli.scenario.is_empty()) {
         (Some(_), _) => Vec::new(),
         (None, true) => Scenario::ALL.to_vec(),
@@ -116,21 +129,21 @@ async fn lab(cli: &Cli) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut broken = Vec::new();
     for stack in Stack::ALL {
-        if let Some(url) = &target {
+        if let Some(target) = &target {
             for mode in Mode::ALL {
                 progress.set_message(format!("{} · {}", stack.name(), mode.name()));
                 let bar = progress.clone();
                 let tally = drive::run(
                     stack,
                     mode,
-                    url,
+                    target,
                     cli.requests,
                     cli.concurrency,
                     true,
                     move || bar.inc(1),
                 )
                 .await;
-                rows.push(Row::new(stack, url.clone(), mode, &tally));
+                rows.push(Row::new(stack, target.url.clone(), mode, &tally));
             }
             continue;
         }
@@ -148,7 +161,7 @@ async fn lab(cli: &Cli) -> Result<(), String> {
                 let tally = drive::run(
                     stack,
                     mode,
-                    &url,
+                    &Target::h2c(url),
                     cli.requests,
                     cli.concurrency,
                     false,
@@ -228,16 +241,28 @@ fn promise_broken(
     broken
 }
 
-/// Only h2c (prior knowledge) targets: `http://HOST:PORT/PATH`.
-fn check_target(target: &str) -> Result<String, String> {
+/// An h2c (prior knowledge) target, `http://HOST:PORT/PATH`, or an
+/// `https://` one (TLS, `h2` by ALPN) trusting `ca_file` or the system's
+/// roots.
+fn check_target(target: &str, ca_file: Option<&Path>) -> Result<Target, String> {
     let uri: hyper_1::Uri = target
         .parse()
         .map_err(|e| format!("--target {target:?} is not a URL: {e}"))?;
+    let url = target.to_string();
     match uri.scheme_str() {
-        Some("http") if uri.host().is_some() => Ok(target.to_string()),
-        Some("https") => Err(format!(
-            "--target {target:?}: https is not supported yet; give an h2c (HTTP/2 prior knowledge) http:// URL"
+        _ if uri.host().is_none() => Err(format!(
+            "--target {target:?} must look like http://HOST:PORT/PATH or https://HOST:PORT/PATH"
         )),
-        _ => Err(format!("--target {target:?} must look like http://HOST:PORT/PATH")),
+        Some("http") if ca_file.is_some() => {
+            Err("--ca-file is for https targets; this one is http".into())
+        }
+        Some("http") => Ok(Target::h2c(url)),
+        Some("https") => Ok(Target {
+            url,
+            tls: Some(TlsConnector::new(ca_file)?),
+        }),
+        _ => Err(format!(
+            "--target {target:?} must be an http:// or https:// URL"
+        )),
     }
 }

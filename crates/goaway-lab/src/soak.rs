@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use h2_frame_server::ledger::{self, Chaos};
 use hyper_classify::retry::{self, RetryConfig, RetryStats};
 
-use crate::drive::{Client, Kind, Mode, Stack, REQUEST_TIMEOUT};
+use crate::drive::{Client, Kind, Mode, Stack, Target, REQUEST_TIMEOUT};
 
 /// Options of `goaway-lab soak`.
 #[derive(clap::Args)]
@@ -103,7 +103,12 @@ async fn soak(stack: Stack, args: &SoakArgs) -> Result<Vec<String>, String> {
     let mut server = SoakServer::start(args.drain_every)?;
     let url = format!("http://{}/", server.addr);
     let policy = retry::policy(RetryConfig::default()).map_err(|e| e.to_string())?;
-    let client = Client::new(stack, Mode::Classify, policy.clone());
+    let client = Client::new(
+        stack,
+        Mode::Classify,
+        policy.clone(),
+        &Target::h2c(url.clone()),
+    );
     let tally = Arc::new(Tally::default());
     let next_id = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();

@@ -130,7 +130,7 @@ async fn measure(
     let tally = drive::run(
         stack,
         mode,
-        &url,
+        &drive::Target::h2c(url),
         args.requests,
         args.concurrency,
         false,
