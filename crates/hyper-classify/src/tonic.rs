@@ -1,8 +1,9 @@
 //! Transparent retries for tonic 0.14 channels (hyper 1).
 //!
 //! tonic retries nothing: a unary RPC that a draining server refused with a
-//! `GOAWAY` reaches the caller as `Code::Unknown`, one refused with
-//! `REFUSED_STREAM` likewise, although the server never ran it. gRPC's own
+//! `GOAWAY` or `REFUSED_STREAM` reaches the caller as a failed `Status`
+//! (`Internal`, `Unavailable` or `Unknown`, depending on tonic's features),
+//! although the server never ran it. gRPC's own
 //! retry design (gRFC A6) retries such RPCs transparently. [`GrpcRetryLayer`]
 //! does that for a tonic `Channel`, with hyper-classify's retry policy:
 //!
