@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use h2_frame_server::Reason as Wire;
-use hyper_classify::{Cause, RequestBody};
+use hyper_classify::RequestBody;
 use reqwest_0_12 as reqwest;
 
+use support::drain::drain;
 use support::{First, Server};
 
 /// reqwest's timeout for every request here; a test that waits longer than
@@ -156,70 +157,31 @@ async fn nginx_draining_every_100_requests_fails_nothing_and_processes_no_post_t
         retried.clone(),
     );
     let client = client(policy);
-    let slots = Arc::new(tokio::sync::Semaphore::new(64));
-    let mut requests = tokio::task::JoinSet::new();
-    for id in 0..2 * EACH {
-        let (client, url) = (client.clone(), peer.url());
-        let slot = slots.clone().acquire_owned().await.unwrap();
-        requests.spawn(async move {
-            let request = match id % 2 {
-                0 => client.post(url).body("order"),
-                _ => client.get(url),
-            };
-            let result = send(request.header("x-request-id", id)).await;
-            drop(slot);
-            (id, result)
-        });
-    }
-    // hyper-util can lose a request in a closing connection's dispatch queue
-    // (see the README's retry section): it never reaches the server and
-    // ends at reqwest's timeout, which a classifier cannot tell from a
-    // request the server sat on. Those are counted apart; every other
-    // failure is a bug.
-    let (mut lost, mut failed) = (Vec::new(), Vec::new());
-    while let Some(joined) = requests.join_next().await {
-        if let (id, Err(err)) = joined.unwrap() {
-            let verdict = hyper_classify::classify(&err);
-            match verdict.cause() {
-                Cause::Timeout if ledger.times_processed(id) == 0 => lost.push(id),
-                _ => failed.push(format!("{id}: {verdict}")),
-            }
-        }
-    }
-    let posts_twice = (0..2 * EACH)
-        .filter(|id| id % 2 == 0 && ledger.times_processed(*id) > 1)
-        .count();
-    let never = (0..2 * EACH)
-        .filter(|id| ledger.times_processed(*id) == 0 && !lost.contains(id))
-        .count();
+    let url = peer.url();
+    let run = drain(0..2 * EACH, &ledger, |id| {
+        let request = match id % 2 {
+            0 => client.post(&url).body("order"),
+            _ => client.get(&url),
+        };
+        send(request.header("x-request-id", id))
+    })
+    .await;
     println!(
         "reqwest through nginx draining every 100: {} requests, {} reached the backend, \
-         {} retries, {} failed, {} lost in the client until the timeout {lost:?}, \
+         {} retries, {} failed, {} lost in the client until the timeout {:?}, \
          {} otherwise never processed, {} POSTs processed twice",
         2 * EACH,
         ledger.streams.load(Ordering::SeqCst),
         retried.load(Ordering::Relaxed),
-        failed.len(),
-        lost.len(),
-        never,
-        posts_twice,
+        run.failed.len(),
+        run.lost.len(),
+        run.lost,
+        run.never,
+        run.posts_twice,
     );
-    assert!(
-        failed.is_empty(),
-        "{} failed, e.g. {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    // A few in tens of thousands, as through hyper alone; more is new.
-    assert!(
-        lost.len() <= 2,
-        "{} requests lost in the client",
-        lost.len()
-    );
-    assert_eq!(never, 0, "every request processed");
+    run.assert_clean();
     assert!(
         retried.load(Ordering::Relaxed) > 0,
         "the drain refused nothing: the test tested nothing"
     );
-    assert_eq!(posts_twice, 0, "no POST processed twice");
 }
