@@ -38,12 +38,13 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Layer, Storable, StoreReplace};
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use h2_frame_server::ledger::Ledger;
 use h2_frame_server::peers::{self, Kind, Peer};
 use hyper_classify::aws::{RefusalRetries, TransportErrorClassifier};
-use hyper_classify::Verdict;
+use hyper_classify::{Cause, Verdict};
 
 /// Operations per run: half GETs, half POSTs with a body;
 /// `STORM_OPERATIONS` overrides it.
@@ -53,6 +54,11 @@ static OPERATIONS: LazyLock<u64> = LazyLock::new(|| {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4_000)
 });
+/// The attempt timeout. The SDK sets none by default, and without one a
+/// request hyper-util loses in a closing connection's dispatch queue (the
+/// README's retry section) hangs its operation for good: seen twice in
+/// about 20 runs, on hyper 1 with `RefusalRetries`.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest one operation may take (its retries and backoffs included)
 /// before the run fails.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -255,6 +261,8 @@ struct Failure {
     id: u64,
     stop: Stop,
     verdict: Verdict,
+    /// The error with its chain, for a failure nothing explains.
+    error: String,
 }
 
 /// One run's figures.
@@ -329,7 +337,11 @@ impl Setup {
             .endpoint_url(&self.url)
             .no_auth()
             .sleep_impl(TokioSleep::new())
-            .timeout_config(TimeoutConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            )
             .standard_retry(&RetryConfig::standard())
             .retry_classifier(TransientErrorClassifier::<std::io::Error>::new())
             .retry_classifier(HttpStatusCodeClassifier::default())
@@ -416,6 +428,7 @@ async fn storm(
                     id,
                     stop: stop(*attempts, action, max_attempts),
                     verdict: hyper_classify::classify(&err),
+                    error: DisplayErrorContext(&err).to_string(),
                 });
             }
             (id, Err(_)) => lost.push(id),
@@ -470,19 +483,26 @@ async fn storms(stack: Stack, in_flight: usize) -> Option<()> {
         if retries != Retries::Fixed {
             continue;
         }
-        // hyper 0.14 drops a request that waits for stream capacity when
-        // the GOAWAY arrives ("dispatch task is gone", see the README): its
-        // body never left, but the error cannot say so, and a POST that may
-        // have been processed is not replayed. Anything else is a bug.
-        let unexplained: Vec<_> = run
+        // hyper drops a request that waits for stream capacity when the
+        // GOAWAY arrives ("dispatch task is gone", see the README): its body
+        // never left, but the error cannot say so, and a POST that may have
+        // been processed is not replayed. A POST hyper-util lost until the
+        // attempt timeout is the same, a few in tens of thousands. Anything
+        // else is a bug.
+        let (timed_out, unexplained): (Vec<_>, Vec<_>) = run
             .failed
             .iter()
             .filter(|f| f.id % 2 == 1 || f.stop != Stop::NotRetryable || f.verdict.is_refusal())
+            .partition(|f| f.id % 2 == 0 && f.verdict.cause() == Cause::Timeout);
+        let unexplained: Vec<_> = unexplained
+            .iter()
+            .map(|f| format!("{} ({:?}, {}): {}", f.id, f.stop, f.verdict, f.error))
             .collect();
         assert!(
             unexplained.is_empty(),
-            "{stack:?} with RefusalRetries: {unexplained:?}"
+            "{stack:?} with RefusalRetries: {unexplained:#?}"
         );
+        assert!(timed_out.len() <= 2, "{stack:?}: {timed_out:?}");
     }
     Some(())
 }

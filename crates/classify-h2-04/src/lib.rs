@@ -67,7 +67,14 @@ impl Backend for Hyper1 {
             }
             if err.source().is_none() && !view.connect {
                 view.user = text_contains(err, &["(User"]);
-                view.canceled = text_contains(err, &["(Canceled)"]);
+            }
+            // The `Canceled` kind is a request that never left the client,
+            // whatever error it carries: its connection handed it back, or
+            // it waited on a connect that another request's h2 connection
+            // (or ALPN upgrade, "ALPN upgraded to HTTP/2") made moot and
+            // then found no connection in the pool.
+            if !view.connect && text_contains(err, &["(Canceled)"]) {
+                view.canceled = true;
             }
             return Some(View::Hyper(view));
         }
