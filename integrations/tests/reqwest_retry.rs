@@ -104,6 +104,20 @@ async fn a_post_refused_by_refused_stream_is_retried_and_processed_once() {
     assert_eq!((server.requests(), server.processed()), (2, 1));
 }
 
+/// A peer that requires HTTP/1.1 would refuse the same request over
+/// HTTP/2 again: reqwest's retry cannot change the protocol, so it is not
+/// retried.
+#[tokio::test]
+async fn a_peer_requiring_http1_is_not_retried_over_http2() {
+    let server = Server::h2c(First::GoAway(Wire::HTTP_1_1_REQUIRED)).await;
+    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let err = send(client.get(server.url()))
+        .await
+        .expect_err("the same request over HTTP/2 would be refused again");
+    assert!(hyper_classify::classify(&err).requires_http1(), "{err:?}");
+    assert_eq!(server.requests(), 1);
+}
+
 #[tokio::test]
 async fn enhance_your_calm_is_not_retried_at_once() {
     let server = Server::h2c(First::Reset(Wire::ENHANCE_YOUR_CALM)).await;

@@ -67,6 +67,27 @@ impl Verdict {
         }
     }
 
+    /// Whether the request may be sent again as it was sent, over the same
+    /// protocol: [`permits_retry`](Self::permits_retry), unless the peer
+    /// asked for HTTP/1.1 ([`requires_http1`](Self::requires_http1)), which
+    /// a retry over HTTP/2 would meet again. What a retry hook that cannot
+    /// change the protocol (the AWS SDK's, reqwest's) asks.
+    ///
+    /// ```
+    /// use classify_core::{Cause, Initiator, Pace, Reason, RetrySafety, Verdict};
+    ///
+    /// let http1 = Verdict::new(
+    ///     Cause::GoAway { reason: Reason::HTTP_1_1_REQUIRED, initiator: Initiator::Remote },
+    ///     RetrySafety::AnyRequest,
+    ///     Pace::Immediate,
+    /// );
+    /// assert!(http1.permits_retry(false));
+    /// assert!(!http1.permits_retry_as_sent(false));
+    /// ```
+    pub fn permits_retry_as_sent(&self, idempotent: bool) -> bool {
+        !self.requires_http1() && self.permits_retry(idempotent)
+    }
+
     /// Whether the peer asked for HTTP/1.1 (`HTTP_1_1_REQUIRED`, in a
     /// `GOAWAY` or an `RST_STREAM`): a retry should go out over HTTP/1.1.
     pub fn requires_http1(&self) -> bool {

@@ -17,6 +17,8 @@
 //!   the body;
 //! - nothing throttled (`ENHANCE_YOUR_CALM`): reqwest retries at once, with
 //!   no backoff, and an immediate retry would add to the overload;
+//! - nothing a peer refused for wanting HTTP/1.1 (`HTTP_1_1_REQUIRED`):
+//!   reqwest's retry goes out over HTTP/2 again;
 //! - no response: statuses are the caller's to judge.
 //!
 //! reqwest's retry budget (20 % extra load by default) and its limit of
@@ -98,5 +100,5 @@ pub fn permits_retry_with_body(
         return false;
     };
     let verdict = crate::classify(error).for_body(body);
-    verdict.pace() != Pace::Throttled && verdict.permits_retry(method.is_idempotent())
+    verdict.pace() != Pace::Throttled && verdict.permits_retry_as_sent(method.is_idempotent())
 }

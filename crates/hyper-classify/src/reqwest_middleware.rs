@@ -117,7 +117,7 @@ impl VerdictStrategy {
         if matches!(verdict.cause(), Cause::Unrecognized { .. }) {
             return default_on_request_failure(err);
         }
-        if verdict.requires_http1() || !verdict.permits_retry(self.idempotent) {
+        if !verdict.permits_retry_as_sent(self.idempotent) {
             return Some(Retryable::Fatal);
         }
         Some(Retryable::Transient)

@@ -323,7 +323,7 @@ impl TransportErrorClassifier {
         if matches!(verdict.cause(), Cause::Unrecognized { .. }) {
             return RetryAction::NoActionIndicated;
         }
-        if verdict.requires_http1() || !verdict.permits_retry(self.idempotent) {
+        if !verdict.permits_retry_as_sent(self.idempotent) {
             tracing::debug!(%verdict, idempotent = self.idempotent, "retry forbidden");
             return RetryAction::RetryForbidden;
         }
