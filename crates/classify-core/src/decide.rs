@@ -10,7 +10,9 @@ use crate::{Cause, ConnectKind, Initiator, Pace, Reason, RequestBody, RetrySafet
 pub(crate) struct Evidence {
     /// The first h2 error that came from a `GOAWAY` or `RST_STREAM` frame.
     pub(crate) h2_frame: Option<(H2Frame, Reason, Initiator)>,
-    /// An h2 error with no frame and no io error behind it.
+    /// The first h2 error that was a reason alone (hyper makes them).
+    pub(crate) bare_reason: Option<Reason>,
+    /// An h2 error with no frame, no reason and no io error behind it.
     pub(crate) h2_other: bool,
     /// What all the hyper links said, merged.
     pub(crate) hyper: HyperView,
@@ -35,6 +37,9 @@ impl Evidence {
             (H2Frame::GoAway | H2Frame::Reset, Some(reason)) if self.h2_frame.is_none() => {
                 self.h2_frame = Some((h2.frame, reason, h2.initiator));
             }
+            (H2Frame::BareReason, Some(reason)) if self.bare_reason.is_none() => {
+                self.bare_reason = Some(reason);
+            }
             (H2Frame::None, _) if h2.io.is_none() => self.h2_other = true,
             _ => {}
         }
@@ -54,6 +59,7 @@ impl Evidence {
     /// Whether anything at all was recognised.
     pub(crate) fn is_empty(&self) -> bool {
         self.h2_frame.is_none()
+            && self.bare_reason.is_none()
             && !self.h2_other
             && self.hyper == HyperView::default()
             && self.io.is_none()
@@ -77,6 +83,28 @@ pub(crate) fn decide(ev: &Evidence) -> Verdict {
     }
     if let Some((frame, reason, initiator)) = ev.h2_frame {
         return h2_frame(frame, reason, initiator);
+    }
+    // hyper 1.13 fails a request parked at the peer's stream limit with the
+    // connection's GOAWAY code alone (`h2::Error::from(reason)`), or with
+    // `Canceled("connection closed")` after a graceful one or an io error;
+    // hyper 1.12 and 0.14 drop it ("dispatch task is gone"), as every
+    // version does when a keep-alive timeout ends the connection. hyper
+    // never piped its body, but its HEADERS may have left just before.
+    if let Some(reason) = ev.bare_reason {
+        let cause = Cause::Parked {
+            reason: Some(reason),
+        };
+        return Verdict::new(cause, IdempotentOnly, go_away_pace(reason));
+    }
+    if ev.hyper.abandoned {
+        let cause = Cause::Parked { reason: None };
+        return Verdict::new(cause, IdempotentOnly, Pace::Backoff);
+    }
+    // The connection closed before the request was handed to it (a fresh
+    // connection that died during its handshake, a pooled one found closed).
+    // Not a refusal: a connection that dies that way may die again.
+    if ev.hyper.closed {
+        return Verdict::new(Cause::NotSent, AnyRequest, Pace::Backoff);
     }
     if ev.hyper.connect && ev.invalid_url {
         return never(Cause::User);
@@ -107,9 +135,7 @@ pub(crate) fn decide(ev: &Evidence) -> Verdict {
         Some(kind) if connection_lost(kind) || connect_only(kind) => return lost(),
         _ => {}
     }
-    // `is_closed` is a channel closed under hyper: the dispatch task before
-    // the request was handed over, or a request body's channel midway.
-    if ev.hyper.incomplete_message || ev.hyper.closed {
+    if ev.hyper.incomplete_message {
         return lost();
     }
     never(Cause::Unrecognized { h2_shaped: false })
@@ -133,14 +159,11 @@ fn h2_frame(frame: H2Frame, reason: Reason, initiator: Initiator) -> Verdict {
         // two-phase graceful GOAWAY with last_stream_id 2^31-1 makes it
         // likely). The error cannot tell the two apart, so only idempotent
         // requests are replayed.
-        H2Frame::GoAway => {
-            let pace = match reason {
-                Reason::NO_ERROR | Reason::HTTP_1_1_REQUIRED => Pace::Immediate,
-                Reason::ENHANCE_YOUR_CALM => Pace::Throttled,
-                _ => Pace::Backoff,
-            };
-            Verdict::new(Cause::GoAway { reason, initiator }, IdempotentOnly, pace)
-        }
+        H2Frame::GoAway => Verdict::new(
+            Cause::GoAway { reason, initiator },
+            IdempotentOnly,
+            go_away_pace(reason),
+        ),
         H2Frame::Reset => {
             let cause = Cause::StreamReset { reason, initiator };
             match reason {
@@ -150,7 +173,16 @@ fn h2_frame(frame: H2Frame, reason: Reason, initiator: Initiator) -> Verdict {
                 _ => Verdict::new(cause, IdempotentOnly, Pace::Backoff),
             }
         }
-        H2Frame::None => never(Cause::Protocol),
+        H2Frame::BareReason | H2Frame::None => never(Cause::Protocol),
+    }
+}
+
+/// How soon to retry after the peer's `GOAWAY` with `reason`.
+fn go_away_pace(reason: Reason) -> Pace {
+    match reason {
+        Reason::NO_ERROR | Reason::HTTP_1_1_REQUIRED => Pace::Immediate,
+        Reason::ENHANCE_YOUR_CALM => Pace::Throttled,
+        _ => Pace::Backoff,
     }
 }
 
@@ -232,10 +264,41 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_channel_may_have_carried_part_of_the_request() {
+    fn a_connection_closed_before_the_handover_is_not_a_refusal() {
         let mut ev = Evidence::default();
         ev.hyper.closed = true;
-        assert_eq!(decide(&ev).safety(), RetrySafety::IdempotentOnly);
+        let v = decide(&ev);
+        assert_eq!(v.cause(), Cause::NotSent);
+        assert_eq!(v.safety(), RetrySafety::AnyRequest);
+        assert!(!v.is_refusal(), "{v}");
+        assert!(v.is_never_processed(), "{v}");
+    }
+
+    #[test]
+    fn a_parked_request_is_replayed_as_its_body_allows_at_its_reasons_pace() {
+        let ev = Evidence {
+            bare_reason: Some(Reason::ENHANCE_YOUR_CALM),
+            ..Evidence::default()
+        };
+        let v = decide(&ev);
+        assert_eq!(
+            v.cause(),
+            Cause::Parked {
+                reason: Some(Reason::ENHANCE_YOUR_CALM)
+            }
+        );
+        assert_eq!(v.safety(), RetrySafety::IdempotentOnly);
+        assert_eq!(v.pace(), Pace::Throttled);
+        let with_body = v.for_body(RequestBody::NonEmpty);
+        assert_eq!(with_body.safety(), RetrySafety::AnyRequest);
+        assert!(with_body.is_never_processed());
+        assert_eq!(v.for_body(RequestBody::Empty), v);
+
+        let mut ev = Evidence::default();
+        ev.hyper.abandoned = true;
+        let v = decide(&ev);
+        assert_eq!(v.cause(), Cause::Parked { reason: None });
+        assert_eq!(v.safety(), RetrySafety::IdempotentOnly);
     }
 
     #[test]

@@ -26,12 +26,14 @@
 //! | `RST_STREAM(ENHANCE_YOUR_CALM)` from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | throttled |
 //! | `RST_STREAM`, any other code, from the peer | [`StreamReset`](Cause::StreamReset) | idempotent only | backoff |
 //! | `GOAWAY` or `RST_STREAM` made by our own side or our h2 | [`Protocol`](Cause::Protocol) | never | - |
+//! | a request parked at the peer's stream limit when the connection ended: a bare h2 reason (hyper 1.13), `Canceled("connection closed")` under hyper 1's own API or hyper-util's `SendRequest` (hyper 1.13), "dispatch task is gone" (hyper 0.14, 1.12, a keep-alive timeout) | [`Parked`](Cause::Parked) | idempotent only (its HEADERS may have left); any request if it had a body ([`Verdict::for_body`]) | by the reason, when there is one; else backoff |
+//! | the connection closed before the request was handed to it (`is_closed`) | [`NotSent`](Cause::NotSent) | any request | backoff |
 //! | connector says the URL is unusable | [`User`](Cause::User) | never | - |
 //! | connect error (refused, reset, DNS, timeout, unreachable, TLS) | [`Connect`](Cause::Connect) | any request | backoff |
 //! | timeout (hyper, h2 keep-alive, io `TimedOut`, a timer's `Elapsed` (tokio, tower) or reqwest's `TimedOut`) | [`Timeout`](Cause::Timeout) | idempotent only | backoff |
 //! | other h2 error, or a response that did not parse | [`Protocol`](Cause::Protocol) | never | - |
 //! | a bare io `ConnectionRefused` / unreachable (no hyper or h2 error) | [`Connect`](Cause::Connect) | any request | backoff |
-//! | io error after the request was sent, incomplete message, closed channel | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
+//! | io error after the request was sent, incomplete message | [`ConnectionLost`](Cause::ConnectionLost) | idempotent only | backoff |
 //! | nothing recognised | [`Unrecognized`](Cause::Unrecognized) | never | - |
 //!
 //! When nothing is recognised but a link prints like an h2 `GOAWAY` or

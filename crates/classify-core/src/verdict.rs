@@ -108,7 +108,9 @@ impl Verdict {
     /// body is never piped, so `END_STREAM` never leaves. Only a request
     /// whose HEADERS carried `END_STREAM` (an empty body) can have reached
     /// the server whole that way; one with a body never did, and any
-    /// method may be replayed. Every other verdict is returned as it is.
+    /// method may be replayed. A request [parked](Cause::Parked) at the
+    /// peer's stream limit when its connection ended is the same: its body
+    /// was never piped. Every other verdict is returned as it is.
     ///
     /// A server that acts on a request's HEADERS before its body has
     /// arrived is outside this promise.
@@ -130,12 +132,42 @@ impl Verdict {
                 Cause::GoAway {
                     initiator: Initiator::Remote,
                     ..
-                },
+                }
+                | Cause::Parked { .. },
                 RetrySafety::IdempotentOnly,
                 RequestBody::NonEmpty,
             ) => Verdict::new(self.cause, RetrySafety::AnyRequest, self.pace),
             _ => self,
         }
+    }
+
+    /// The verdict for an error met after the response's head had arrived
+    /// (while its body was read): the server answered, so it took the
+    /// request on. A `GOAWAY` or `RST_STREAM(REFUSED_STREAM)` then is no
+    /// refusal: only idempotent requests are replayed, after backoff.
+    ///
+    /// ```
+    /// use classify_core::{Cause, Initiator, Pace, Reason, RetrySafety, Verdict};
+    ///
+    /// let refused = Verdict::new(
+    ///     Cause::StreamReset { reason: Reason::REFUSED_STREAM, initiator: Initiator::Remote },
+    ///     RetrySafety::AnyRequest,
+    ///     Pace::Immediate,
+    /// );
+    /// let late = refused.after_response_head();
+    /// assert_eq!(late.safety(), RetrySafety::IdempotentOnly);
+    /// assert!(!late.is_refusal() && !late.is_never_processed());
+    /// ```
+    pub const fn after_response_head(self) -> Verdict {
+        let safety = match self.safety {
+            RetrySafety::AnyRequest => RetrySafety::IdempotentOnly,
+            safety => safety,
+        };
+        let pace = match self.pace {
+            Pace::Immediate => Pace::Backoff,
+            pace => pace,
+        };
+        Verdict::new(self.cause, safety, pace)
     }
 
     /// Whether the request was turned away without being processed and the
@@ -152,13 +184,17 @@ impl Verdict {
     }
 
     /// Whether the request certainly never reached the server's application:
-    /// a retry is safe for any request, and the cause is a refusal or a
-    /// request handed back (not a failed connect).
+    /// a retry is safe for any request, and the cause is a refusal, a
+    /// request handed back, or one whose body never left (not a failed
+    /// connect).
     pub fn is_never_processed(&self) -> bool {
         matches!(self.safety, RetrySafety::AnyRequest)
             && matches!(
                 self.cause,
-                Cause::GoAway { .. } | Cause::StreamReset { .. } | Cause::NotSent
+                Cause::GoAway { .. }
+                    | Cause::StreamReset { .. }
+                    | Cause::NotSent
+                    | Cause::Parked { .. }
             )
     }
 }
@@ -297,8 +333,20 @@ pub enum Cause {
     },
     /// No connection could be made.
     Connect(ConnectKind),
-    /// The client handed the request back unsent (hyper's `Canceled`).
+    /// The client handed the request back unsent (hyper's `Canceled`), or
+    /// the connection closed before the request was handed to it.
     NotSent,
+    /// The connection ended while it held the request without having sent
+    /// its body: the request was waiting for a stream at the peer's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`. Its HEADERS may have left, with
+    /// `END_STREAM` if its body was empty, so only idempotent requests are
+    /// replayed, unless the request had a body
+    /// ([`Verdict::for_body`](crate::Verdict::for_body)).
+    Parked {
+        /// The `GOAWAY` code that ended the connection, when the client
+        /// said (hyper 1.13 does for codes other than `NO_ERROR`).
+        reason: Option<Reason>,
+    },
     /// The connection broke after the request was sent.
     ConnectionLost,
     /// Something took too long.
@@ -326,6 +374,15 @@ impl fmt::Display for Cause {
             }
             Cause::Connect(kind) => write!(f, "connect {kind}"),
             Cause::NotSent => f.write_str("request handed back unsent"),
+            Cause::Parked { reason: None } => {
+                f.write_str("connection ended while the request waited for a stream")
+            }
+            Cause::Parked {
+                reason: Some(reason),
+            } => write!(
+                f,
+                "connection ended by GOAWAY {reason} while the request waited for a stream"
+            ),
             Cause::ConnectionLost => f.write_str("connection lost after the request was sent"),
             Cause::Timeout => f.write_str("timed out"),
             Cause::Protocol => f.write_str("protocol error"),

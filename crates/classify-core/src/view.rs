@@ -61,7 +61,9 @@ pub struct H2View<'e> {
 pub(crate) enum H2Frame {
     GoAway,
     Reset,
-    /// An io error, a user error, or a bare reason: no frame.
+    /// A reason alone, as hyper makes them (`h2::Error::from(reason)`).
+    BareReason,
+    /// An io error or a misuse of the h2 API: no frame.
     None,
 }
 
@@ -76,6 +78,14 @@ impl<'e> H2View<'e> {
         Self::frame(H2Frame::Reset, Some(reason), initiator)
     }
 
+    /// An h2 error that is only a reason, with no frame behind it. h2 never
+    /// makes one; hyper does, to fail a request with its connection's error
+    /// code (hyper 1.13, for a request parked at the peer's stream limit
+    /// when a `GOAWAY` other than `NO_ERROR` ends the connection).
+    pub fn bare_reason(reason: Reason) -> Self {
+        Self::frame(H2Frame::BareReason, Some(reason), Initiator::Library)
+    }
+
     /// An h2 error that wraps an io error; the walk goes on into `io`.
     pub fn io(io: &'e io::Error) -> Self {
         H2View {
@@ -84,7 +94,7 @@ impl<'e> H2View<'e> {
         }
     }
 
-    /// Any other h2 error (misuse of the h2 API, a bare reason).
+    /// Any other h2 error (misuse of the h2 API).
     pub fn other(reason: Option<Reason>) -> Self {
         Self::frame(H2Frame::None, reason, Initiator::Library)
     }
@@ -110,9 +120,16 @@ pub struct HyperView {
     pub connect: bool,
     /// `is_canceled()`: the request was handed back unsent.
     pub canceled: bool,
-    /// `is_closed()`: a channel closed (the connection's dispatch channel, or
-    /// a request body's channel midway).
+    /// `is_closed()`: the connection closed before the request was handed
+    /// to it (its readiness failed: hyper 0.14's `when_ready`, hyper-util's
+    /// wait for a fresh connection's `SendRequest::ready()`).
     pub closed: bool,
+    /// The connection ended while it held the request without having piped
+    /// its body: the request was parked at the peer's stream limit (hyper
+    /// 1.13 fails it with `Canceled("connection closed")`, hyper 1.12 and
+    /// 0.14 drop it, "dispatch task is gone"), or a keep-alive timeout
+    /// ended the connection first. Its HEADERS may have left.
+    pub abandoned: bool,
     /// `is_timeout()`.
     pub timeout: bool,
     /// `is_incomplete_message()`: the connection closed mid-message.
@@ -131,6 +148,7 @@ impl HyperView {
         self.connect |= other.connect;
         self.canceled |= other.canceled;
         self.closed |= other.closed;
+        self.abandoned |= other.abandoned;
         self.timeout |= other.timeout;
         self.incomplete_message |= other.incomplete_message;
         self.user |= other.user;
@@ -164,7 +182,9 @@ macro_rules! view_h2_error {
             (None, Some(reason)) if err.is_reset() => {
                 $crate::backend::H2View::reset(reason, initiator)
             }
-            (None, reason) => $crate::backend::H2View::other(reason),
+            // Neither frame: `h2::Error::from(reason)`.
+            (None, Some(reason)) => $crate::backend::H2View::bare_reason(reason),
+            (None, None) => $crate::backend::H2View::other(None),
         }
     }};
 }
@@ -193,13 +213,17 @@ macro_rules! view_hyper_error {
         view.canceled = err.is_canceled() && !upgrade_expected();
         view.timeout = err.is_timeout();
         view.incomplete_message = err.is_incomplete_message();
-        // "dispatch task is gone": the connection task was dropped with the
-        // request in it. hyper files that under `User`, but the caller did
-        // nothing wrong and the request may have been sent: a lost channel.
+        // "dispatch task is gone": the connection task ended holding the
+        // request's callback. hyper files that under `User`, but the caller
+        // did nothing wrong. On a running runtime only the h2 dispatcher's
+        // parked request (`fut_ctx`, waiting at the peer's stream limit) is
+        // dropped that way: every other request's callback is answered or
+        // held by a task of its own.
         let dispatch_gone =
             err.is_user() && $crate::backend::text_contains(err, &["dispatch task is gone"]);
         view.user = err.is_user() && !dispatch_gone;
-        view.closed = err.is_closed() || dispatch_gone;
+        view.abandoned = dispatch_gone;
+        view.closed = err.is_closed();
         view.body_write_aborted = err.is_body_write_aborted();
         view.parse = err.is_parse();
         view

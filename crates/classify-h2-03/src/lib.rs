@@ -26,9 +26,6 @@ use classify_core::{view_h2_error, view_hyper_error};
 #[cfg(feature = "retry")]
 pub mod retry;
 
-pub use h2;
-pub use hyper;
-
 /// The backend for hyper 0.14 (`hyper::Error`) and h2 0.3 (`h2::Error`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Hyper014;

@@ -27,10 +27,6 @@ use classify_core::{view_h2_error, view_hyper_error};
 #[cfg(feature = "retry")]
 pub mod retry;
 
-pub use h2;
-pub use hyper;
-pub use hyper_util;
-
 /// The backend for hyper 1 (`hyper::Error`), hyper-util's legacy client
 /// (`hyper_util::client::legacy::Error`) and h2 0.4 (`h2::Error`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,11 +52,7 @@ impl Backend for Hyper1 {
             // ("request was canceled", its `CheckoutNoLongerWanted`) under
             // the `Connect` kind. It never left the client, as hyper 0.14's
             // "request has been canceled" for the same case.
-            let handed_back = || {
-                err.source().is_some_and(|source| {
-                    text_contains(&format_args!("{source}"), &["request was canceled"])
-                })
-            };
+            let handed_back = || cause_says(err, "request was canceled");
             if view.connect && handed_back() {
                 view.connect = false;
                 view.canceled = true;
@@ -79,6 +71,25 @@ impl Backend for Hyper1 {
             return Some(View::Hyper(view));
         }
         let err = link.downcast_ref::<hyper::Error>()?;
-        Some(View::Hyper(view_hyper_error!(err)))
+        let mut view = view_hyper_error!(err);
+        // hyper 1.13 fails a request parked at the peer's stream limit with
+        // `Canceled("connection closed")` when a graceful GOAWAY or an io
+        // error ends the connection, and keeps no request to hand back; its
+        // HEADERS may have left. A queued request dropped with its
+        // connection carries the same words, and hyper-util shows that one
+        // as its own `Canceled` kind (seen above, and it wins); under
+        // hyper's own `send_request` the two cannot be told apart, so both
+        // are taken as parked.
+        if view.canceled && cause_says(err, "connection closed") {
+            view.canceled = false;
+            view.abandoned = true;
+        }
+        Some(View::Hyper(view))
     }
+}
+
+/// Whether `err`'s own cause prints `words`.
+fn cause_says(err: &dyn Error, words: &'static str) -> bool {
+    err.source()
+        .is_some_and(|source| text_contains(&format_args!("{source}"), &[words]))
 }

@@ -145,11 +145,11 @@ macro_rules! classify_by_chain {
 classify_by_chain!(
     std::io::Error,
     #[cfg(feature = "legacy")]
-    classify_h2_03::hyper::Error,
+    hyper_0_14::Error,
     #[cfg(feature = "modern")]
-    classify_h2_04::hyper::Error,
+    hyper_1::Error,
     #[cfg(feature = "modern")]
-    classify_h2_04::hyper_util::client::legacy::Error,
+    hyper_util::client::legacy::Error,
 );
 
 impl Classify for Box<dyn Error + Send + Sync> {
