@@ -562,6 +562,31 @@ async fn refused_stream_from_the_peer_is_retried_for_any_operation() {
     }
 }
 
+/// A `REFUSED_STREAM` after the response head refuses nothing: the server
+/// answered. The SDK reads the body after the connector returned, so this
+/// is a response error, not a connector one.
+#[tokio::test]
+async fn a_refused_stream_after_the_response_head_is_retried_only_when_idempotent() {
+    for stack in STACKS {
+        let after_head = First::ResetAfterHead(Wire::REFUSED_STREAM);
+        let classifier = TransportErrorClassifier::new().requests_have_bodies();
+        let (server, outcome) = attempt(stack, Via::Sdk, after_head, classifier).await;
+        assert_reset(outcome.error(), Reason::REFUSED_STREAM);
+        assert_forbidden_after_one_attempt(&outcome, &server, stack);
+        assert_eq!(server.processed(), 1, "{stack:?}");
+
+        let classifier = TransportErrorClassifier::idempotent();
+        let (server, outcome) = attempt(stack, Via::Sdk, after_head, classifier).await;
+        assert_eq!(outcome.result.as_deref().ok(), Some("ok"), "{stack:?}");
+        assert_eq!(
+            outcome.actions,
+            [RetryAction::transient_error()],
+            "{stack:?}"
+        );
+        assert_eq!(server.processed(), 2, "{stack:?}: both attempts processed");
+    }
+}
+
 #[tokio::test]
 async fn enhance_your_calm_is_a_throttling_retry_for_idempotent_operations_only() {
     for stack in STACKS {

@@ -297,17 +297,21 @@ impl Conn {
 
     /// Answers `stream` with `200 OK` and `body`, ending the stream.
     pub async fn respond(&mut self, stream: u32, body: &[u8]) -> io::Result<()> {
-        // HPACK: indexed header field 8 of the static table is `:status: 200`.
-        const STATUS_200: u8 = 0x88;
         if body.is_empty() {
             let flags = flag::END_HEADERS | flag::END_STREAM;
             return self
                 .send_frame(kind::HEADERS, flags, stream, &[STATUS_200])
                 .await;
         }
-        self.send_frame(kind::HEADERS, flag::END_HEADERS, stream, &[STATUS_200])
-            .await?;
+        self.respond_head(stream).await?;
         self.send_frame(kind::DATA, flag::END_STREAM, stream, body)
+            .await
+    }
+
+    /// Sends `stream` a `200 OK` response head, leaving the stream open for
+    /// a body.
+    pub async fn respond_head(&mut self, stream: u32) -> io::Result<()> {
+        self.send_frame(kind::HEADERS, flag::END_HEADERS, stream, &[STATUS_200])
             .await
     }
 
@@ -388,9 +392,18 @@ impl Conn {
 
     /// Closes the connection with a TCP RST (`SO_LINGER` 0).
     pub fn abort(self) -> io::Result<()> {
-        self.stream.tcp().set_zero_linger()
+        // `set_zero_linger` only exists from tokio 1.50, which deprecates
+        // `set_linger` because a non-zero linger blocks on close; a zero one
+        // does not, and works on every tokio the workspace admits.
+        #[allow(deprecated)]
+        self.stream
+            .tcp()
+            .set_linger(Some(std::time::Duration::ZERO))
     }
 }
+
+/// HPACK: indexed header field 8 of the static table is `:status: 200`.
+const STATUS_200: u8 = 0x88;
 
 /// HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
 fn put_hpack_int(buf: &mut BytesMut, n: u32, high_bits: u8, value: usize) {

@@ -18,6 +18,9 @@ pub enum First {
     GoAway(Reason),
     /// `RST_STREAM(reason)` on the request's stream.
     Reset(Reason),
+    /// `200 OK` HEADERS, then `RST_STREAM(reason)` instead of the body: the
+    /// server answered, so it processed the request.
+    ResetAfterHead(Reason),
     /// Every response carries a header of this many bytes (so every request
     /// is processed, and the client rejects every response).
     BigHeader(usize),
@@ -67,6 +70,11 @@ impl Server {
                             return conn.drain().await;
                         }
                         First::Reset(reason) if first_request => conn.reset(stream, reason).await?,
+                        First::ResetAfterHead(reason) if first_request => {
+                            done.fetch_add(1, Ordering::SeqCst);
+                            conn.respond_head(stream).await?;
+                            conn.reset(stream, reason).await?;
+                        }
                         _ => {
                             done.fetch_add(1, Ordering::SeqCst);
                             conn.respond(stream, b"ok").await?;

@@ -313,8 +313,8 @@ impl TransportErrorClassifier {
     where
         E: Error + 'static,
     {
-        match transport_error(err) {
-            Some(transport) => self.action_for_verdict(classify(transport).for_body(self.body)),
+        match attempt_verdict(err, self.body) {
+            Some(verdict) => self.action_for_verdict(verdict),
             None => RetryAction::NoActionIndicated,
         }
     }
@@ -351,15 +351,17 @@ impl ClassifyRetry for TransportErrorClassifier {
     }
 }
 
-/// The transport error behind a failed attempt: a connector error, or a
-/// response error (the body failed while being read).
-fn transport_error<E>(err: &OrchestratorError<E>) -> Option<&(dyn Error + 'static)>
+/// The verdict on the transport error behind a failed attempt, for a
+/// request whose body was as `body`: a connector error (no response yet),
+/// or a response error (the response's body failed while being read, so the
+/// server had answered: [`Verdict::after_response_head`]).
+fn attempt_verdict<E>(err: &OrchestratorError<E>, body: RequestBody) -> Option<Verdict>
 where
     E: Error + 'static,
 {
     match err.as_connector_error() {
-        Some(connector) => Some(connector),
-        None if err.is_response_error() => Some(err),
+        Some(connector) => Some(classify(connector).for_body(body)),
+        None if err.is_response_error() => Some(classify(err).after_response_head()),
         None => None,
     }
 }

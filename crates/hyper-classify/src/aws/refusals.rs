@@ -19,8 +19,8 @@ use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::retry::RetryConfig;
 
-use super::transport_error;
-use crate::classify;
+use super::attempt_verdict;
+use crate::RequestBody;
 
 /// A runtime plugin that makes the SDK's standard retry strategy survive a
 /// server that drains its connections.
@@ -195,7 +195,9 @@ impl Strategy {
     /// Whether the attempt failed with a refusal.
     fn is_refusal(ctx: &InterceptorContext) -> bool {
         match ctx.output_or_error() {
-            Some(Err(err)) => transport_error(err).is_some_and(|err| classify(err).is_refusal()),
+            Some(Err(err)) => {
+                attempt_verdict(err, RequestBody::Empty).is_some_and(|v| v.is_refusal())
+            }
             _ => false,
         }
     }
