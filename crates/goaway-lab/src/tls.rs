@@ -54,6 +54,10 @@ impl TlsConnector {
                 "no trusted root certificates (none in --ca-file, or none on this system)".into(),
             );
         }
+        // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key
+        // exchange. It is still supported, and aws-lc-rs, which has it, needs a C
+        // and CMake toolchain to build: ring stays, until rustls drops it.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
