@@ -16,6 +16,7 @@ mod fork;
 mod pins;
 mod race;
 mod release;
+mod resolved;
 
 #[derive(Parser)]
 #[command(about = "hyper-classify's project automation")]
@@ -30,7 +31,16 @@ enum Task {
     /// each stack alone and both together, the h2 pin check, the docs, the
     /// MSRV and the packages.
     #[command(alias = "ci")]
-    Test,
+    Test {
+        /// Instead: the lints, the tests and the pin check on a scratch copy
+        /// resolved to the newest compatible releases (`cargo update`).
+        #[arg(long, conflicts_with = "oldest")]
+        newest: bool,
+        /// Instead: the same on the lowest versions the manifests admit
+        /// (`cargo +nightly update -Z direct-minimal-versions`).
+        #[arg(long)]
+        oldest: bool,
+    },
     /// Fail unless each backend's h2 is the very h2 its hyper version wraps.
     Pins {
         /// The workspace to check (its `Cargo.toml`).
@@ -70,7 +80,20 @@ fn main() -> ExitCode {
 
 fn run(task: Task) -> Result<()> {
     match task {
-        Task::Test => test(),
+        Task::Test {
+            newest: false,
+            oldest: false,
+        } => test(),
+        Task::Test { newest, .. } => {
+            let resolution = match newest {
+                true => resolved::Resolution::Newest,
+                false => resolved::Resolution::Oldest,
+            };
+            let skip = missing_peers()?;
+            resolved::test(&root(), resolution, &skip)?;
+            report_skipped(&skip, None);
+            Ok(())
+        }
         Task::ForkPatch => {
             println!("{}", fork::check(&root())?);
             Ok(())
@@ -275,13 +298,20 @@ fn test() -> Result<()> {
             Ok(())
         },
     )?;
-    for server in &skip {
+    report_skipped(&skip, unbuilt);
+    Ok(())
+}
+
+/// Says loudly what was skipped: the tests against missing `servers`, the
+/// build on an `unbuilt` toolchain.
+fn report_skipped(servers: &[&str], unbuilt: Option<String>) {
+    for server in servers {
         println!(
             "\n!!! xtask: the tests against {server} were SKIPPED ({server} is not installed: \
              apt-get install -y --no-install-recommends nginx haproxy)"
         );
     }
-    let mut skipped: Vec<String> = skip.iter().map(|server| server.to_string()).collect();
+    let mut skipped: Vec<String> = servers.iter().map(|server| server.to_string()).collect();
     if let Some(toolchain) = unbuilt {
         println!(
             "\n!!! xtask: the build on Rust {toolchain} was SKIPPED (the toolchain could not be \
@@ -297,7 +327,6 @@ fn test() -> Result<()> {
             skipped.join(", ")
         ),
     }
-    Ok(())
 }
 
 /// The real peers the tests start (their test names contain the server's
