@@ -17,6 +17,7 @@ mod pins;
 mod race;
 mod release;
 mod resolved;
+mod scratch;
 
 #[derive(Parser)]
 #[command(about = "hyper-classify's project automation")]

@@ -76,10 +76,11 @@ pub fn publishable(root: &Path) -> Result<(Vec<String>, String)> {
     Ok((names, toolchain))
 }
 
-/// Checks the publishable crates, every feature on (but [`ABOVE_MSRV`]), with the toolchain their
-/// `rust-version` names, against dependencies resolved for that toolchain
-/// (as cargo's MSRV-aware resolver picks them for a user on it). Cargo.lock
-/// is put back afterwards.
+/// Checks the publishable crates, every feature on (but [`ABOVE_MSRV`]),
+/// with the toolchain their `rust-version` names, against dependencies
+/// resolved as cargo's MSRV-aware resolver picks them for a user on it. The
+/// resolution is made in a scratch workspace of those crates alone
+/// (`target/xtask/msrv`): a user never sees the test crates' bounds.
 ///
 /// Where that toolchain cannot be installed, it says so loudly and checks
 /// what it can without it: that every dependency the crates build with
@@ -88,6 +89,10 @@ pub fn publishable(root: &Path) -> Result<(Vec<String>, String)> {
 pub fn check_msrv(root: &Path) -> Result<MsrvCheck> {
     let (crates, toolchain) = publishable(root)?;
     let features = msrv_features(root, &crates)?;
+    let scratch = root.join("target").join("xtask").join("msrv");
+    crate::scratch::copy_workspace(root, &scratch)?;
+    crate::scratch::keep_only(&scratch, &crates)?;
+    resolve_for_msrv(&scratch)?;
     if !toolchain_usable(&toolchain) {
         let installed = Command::new("rustup")
             .args(["toolchain", "install", &toolchain, "--profile", "minimal"])
@@ -99,30 +104,26 @@ pub fn check_msrv(root: &Path) -> Result<MsrvCheck> {
                 "\n!!! xtask: Rust {toolchain} could not be installed: NOT built on it; \
                  checking the dependencies' rust-versions only"
             );
-            let summary = crate::pins::with_lockfile_restored(root, || {
-                resolve_for_msrv(root)?;
-                check_dependency_rust_versions(root, &crates, &features, &toolchain)
-            })?;
+            let summary = check_dependency_rust_versions(&scratch, &crates, &features, &toolchain)?;
             return Ok(MsrvCheck {
                 summary,
                 unbuilt: Some(toolchain),
             });
         }
     }
-    crate::pins::with_lockfile_restored(root, || {
-        resolve_for_msrv(root)?;
-        let mut check = Command::new("rustup");
-        check.args(["run", &toolchain, "cargo", "check", "--features"]);
-        check.arg(features.join(","));
-        check.args(["--target-dir", "target/msrv"]);
-        check.args(crates.iter().flat_map(|name| ["--package", name]));
-        // The proxy's choice for the outer cargo must not leak into the inner.
-        check
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("CARGO")
-            .env_remove("RUSTC");
-        run(&mut check, root)
-    })?;
+    let mut check = Command::new("rustup");
+    check.args(["run", &toolchain, "cargo", "check", "--features"]);
+    check.arg(features.join(","));
+    check
+        .arg("--target-dir")
+        .arg(root.join("target").join("msrv"));
+    check.args(crates.iter().flat_map(|name| ["--package", name]));
+    // The proxy's choice for the outer cargo must not leak into the inner.
+    check
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC");
+    run(&mut check, &scratch)?;
     Ok(MsrvCheck {
         summary: format!(
             "{} build on Rust {toolchain}{}",
@@ -149,14 +150,14 @@ fn toolchain_usable(toolchain: &str) -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-/// Resolves Cargo.lock as cargo's MSRV-aware resolver would for a user on
-/// the crates' rust-version.
-fn resolve_for_msrv(root: &Path) -> Result<()> {
+/// Resolves `scratch`'s Cargo.lock as cargo's MSRV-aware resolver would for
+/// a user on the crates' rust-version.
+fn resolve_for_msrv(scratch: &Path) -> Result<()> {
     run(
         Command::new(crate::cargo_bin())
             .args(["generate-lockfile", "--quiet"])
             .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback"),
-        root,
+        scratch,
     )
 }
 

@@ -9,12 +9,12 @@
 //! untracked files, not ignored ones) to a scratch directory, resolves it
 //! there, and runs the lints, every test and the h2 pin check on it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cargo_bin, pins, print_lines, step};
+use crate::{cargo_bin, pins, print_lines, scratch, step};
 
 /// Which versions a leg resolves.
 #[derive(Clone, Copy, Debug)]
@@ -54,26 +54,62 @@ const WATCHED: &[&str] = &[
     "tonic",
 ];
 
+/// Which crates a leg's scratch workspace holds.
+#[derive(Clone, Copy)]
+enum Members {
+    /// Every member, each requirement on a crate raised to the highest any
+    /// manifest states (see [`scratch::unify_requirements`]).
+    All,
+    /// The publishable crates and what they reach by path: the versions a
+    /// user of those crates resolves, free of the test crates' bounds.
+    Publishable,
+}
+
 /// Runs the suite on `resolution`, in `target/xtask/<name>/` (the build
 /// shares the workspace's target directory, so unchanged dependencies are
-/// built once).
+/// built once). On the oldest versions it first runs the publishable crates
+/// alone, on their own lower bounds.
 pub fn test(root: &Path, resolution: Resolution, skip: &[&str]) -> Result<()> {
-    let scratch = root.join("target").join("xtask").join(resolution.name());
+    if let Resolution::Oldest = resolution {
+        leg(root, resolution, Members::Publishable, skip)?;
+    }
+    leg(root, resolution, Members::All, skip)
+}
+
+fn leg(root: &Path, resolution: Resolution, members: Members, skip: &[&str]) -> Result<()> {
+    let (name, what) = match members {
+        Members::All => (resolution.name().to_owned(), "the workspace"),
+        Members::Publishable => (
+            format!("{}-publishable", resolution.name()),
+            "the publishable crates alone",
+        ),
+    };
+    let scratch = root.join("target").join("xtask").join(&name);
     step(
         &format!(
-            "a scratch copy resolved to the {} versions",
+            "a scratch copy of {what}, resolved to the {} versions",
             resolution.name()
         ),
         || {
-            copy_workspace(root, &scratch)?;
+            scratch::copy_workspace(root, &scratch)?;
+            match members {
+                Members::Publishable => {
+                    scratch::keep_only(&scratch, &crate::release::publishable(root)?.0)?
+                }
+                Members::All => {
+                    if let Resolution::Oldest = resolution {
+                        scratch::unify_requirements(&scratch)?;
+                    }
+                }
+            }
             resolve(&scratch, resolution)?;
             print_lines(versions(&scratch)?);
             Ok(())
         },
     )?;
     let target = root.join("target");
-    let run = |name: &str, args: &[&str]| {
-        step(&format!("{name} ({} versions)", resolution.name()), || {
+    let run = |step_name: &str, args: &[&str]| {
+        step(&format!("{step_name} ({name} versions)"), || {
             let status = Command::new(cargo_bin())
                 .args(args)
                 .env("CARGO_TARGET_DIR", &target)
@@ -102,51 +138,12 @@ pub fn test(root: &Path, resolution: Resolution, skip: &[&str]) -> Result<()> {
         tests.extend(skip.iter().flat_map(|name| ["--skip", *name]));
     }
     run("tests, both stacks", &tests)?;
-    step(&format!("h2 pins ({} versions)", resolution.name()), || {
+    step(&format!("h2 pins ({name} versions)"), || {
         print_lines(pins::check(&pins::run_metadata(
             &scratch.join("Cargo.toml"),
         )?)?);
         Ok(())
     })
-}
-
-/// Copies the files git knows of (tracked, or untracked and not ignored)
-/// from `root` to a fresh `scratch`.
-fn copy_workspace(root: &Path, scratch: &Path) -> Result<()> {
-    let out = Command::new("git")
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
-        .current_dir(root)
-        .output()
-        .context("running git ls-files")?;
-    if !out.status.success() {
-        bail!(
-            "git ls-files failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    if scratch.exists() {
-        std::fs::remove_dir_all(scratch)
-            .with_context(|| format!("removing {}", scratch.display()))?;
-    }
-    for file in out.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()) {
-        let file = PathBuf::from(String::from_utf8_lossy(file).into_owned());
-        let (from, to) = (root.join(&file), scratch.join(&file));
-        // A tracked file deleted in the work tree is not copied.
-        if !from.is_file() {
-            continue;
-        }
-        if let Some(dir) = to.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::copy(&from, &to).with_context(|| format!("copying {}", file.display()))?;
-    }
-    Ok(())
 }
 
 fn resolve(scratch: &Path, resolution: Resolution) -> Result<()> {
