@@ -68,6 +68,18 @@ impl Backend for Hyper1 {
             if !view.connect && text_contains(err, &["(Canceled)"]) {
                 view.canceled = true;
             }
+            // A fresh connection's handshake and readiness errors are
+            // `SendRequest` too ("connection closed before message
+            // completed" when it died first), but only an error from a
+            // request sent on a connection carries its `connect_info()`:
+            // without one, no request was handed over.
+            if !view.connect
+                && !view.canceled
+                && err.connect_info().is_none()
+                && text_contains(err, &["(SendRequest)"])
+            {
+                view.closed = true;
+            }
             return Some(View::Hyper(view));
         }
         let err = link.downcast_ref::<hyper::Error>()?;
