@@ -1,19 +1,25 @@
-//! `hyper_classify::reqwest` as reqwest 0.12's retry classifier, with a real
-//! reqwest client against a server that fails the first request one exact
-//! way and answers the rest.
+//! `hyper_classify::reqwest_012` and `reqwest_013` as reqwest's retry
+//! classifier, each with a real client of its reqwest against a server that
+//! fails the first request one exact way and answers the rest. The cases are
+//! written once, for both majors.
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+macro_rules! reqwest_retry_tests {
+    ($module:ident, $reqwest:ident) => {
+        mod $module {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            use std::sync::Arc;
+            use std::time::Duration;
 
-use h2_frame_server::Reason as Wire;
-use hyper_classify::RequestBody;
-use reqwest_0_12 as reqwest;
+            use h2_frame_server::Reason as Wire;
+            use hyper_classify::$module as rules;
+            use hyper_classify::RequestBody;
+            use $reqwest as reqwest;
 
-use support::drain::drain;
-use support::{First, Server};
+            use crate::support::drain::drain;
+            use crate::support::{First, Server};
+
 
 /// reqwest's timeout for every request here; a test that waits longer than
 /// twice this for one fails.
@@ -40,7 +46,7 @@ fn knowing_post_bodies(
             reqwest::Method::POST => RequestBody::NonEmpty,
             _ => RequestBody::Empty,
         };
-        if hyper_classify::reqwest::permits_retry_with_body(attempt.method(), attempt.error(), body)
+        if rules::permits_retry_with_body(attempt.method(), attempt.error(), body)
         {
             retries.fetch_add(1, Ordering::Relaxed);
             attempt.retryable()
@@ -59,7 +65,7 @@ async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<String> {
 #[tokio::test]
 async fn a_get_refused_by_a_go_away_is_retried_and_succeeds() {
     let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let client = client(rules::for_host("127.0.0.1"));
     let body = send(client.get(server.url()))
         .await
         .expect("the retry succeeds");
@@ -70,7 +76,7 @@ async fn a_get_refused_by_a_go_away_is_retried_and_succeeds() {
 #[tokio::test]
 async fn a_post_refused_by_a_go_away_is_not_retried_when_its_body_is_unknown() {
     let server = Server::h2c(First::GoAway(Wire::NO_ERROR)).await;
-    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let client = client(rules::for_host("127.0.0.1"));
     let err = send(client.post(server.url()).body("{}"))
         .await
         .expect_err("a POST that may have been processed is not replayed");
@@ -96,7 +102,7 @@ async fn a_post_with_a_body_refused_by_a_go_away_is_retried_when_the_body_is_kno
 #[tokio::test]
 async fn a_post_refused_by_refused_stream_is_retried_and_processed_once() {
     let server = Server::h2c(First::Reset(Wire::REFUSED_STREAM)).await;
-    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let client = client(rules::for_host("127.0.0.1"));
     let body = send(client.post(server.url()).body("{}"))
         .await
         .expect("the retry succeeds");
@@ -110,7 +116,7 @@ async fn a_post_refused_by_refused_stream_is_retried_and_processed_once() {
 #[tokio::test]
 async fn a_peer_requiring_http1_is_not_retried_over_http2() {
     let server = Server::h2c(First::GoAway(Wire::HTTP_1_1_REQUIRED)).await;
-    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let client = client(rules::for_host("127.0.0.1"));
     let err = send(client.get(server.url()))
         .await
         .expect_err("the same request over HTTP/2 would be refused again");
@@ -121,14 +127,14 @@ async fn a_peer_requiring_http1_is_not_retried_over_http2() {
 #[tokio::test]
 async fn enhance_your_calm_is_not_retried_at_once() {
     let server = Server::h2c(First::Reset(Wire::ENHANCE_YOUR_CALM)).await;
-    let client = client(hyper_classify::reqwest::for_host("127.0.0.1"));
+    let client = client(rules::for_host("127.0.0.1"));
     send(client.get(server.url()))
         .await
         .expect_err("a throttled request is not replayed without backoff");
     assert_eq!(server.requests(), 1);
 }
 
-/// reqwest 0.12 checks a policy's scope before the second retry, not the
+/// reqwest (0.12 and 0.13) checks a policy's scope before the second retry, not the
 /// first: a request to another host is still retried once. A refusal is
 /// safe to retry anywhere, so this only matters for the budget; the test
 /// says so if reqwest changes it.
@@ -136,7 +142,7 @@ async fn enhance_your_calm_is_not_retried_at_once() {
 async fn reqwest_applies_the_scope_from_the_second_retry_on() {
     let server = Server::h2c(First::Reset(Wire::REFUSED_STREAM)).await;
     let client =
-        client(hyper_classify::reqwest::for_host("api.example.com").max_retries_per_request(5));
+        client(rules::for_host("api.example.com").max_retries_per_request(5));
     send(client.post(server.url()).body("{}"))
         .await
         .expect("the first retry ignores the scope");
@@ -199,3 +205,9 @@ async fn nginx_draining_every_100_requests_fails_nothing_and_processes_no_post_t
         "the drain refused nothing: the test tested nothing"
     );
 }
+        }
+    };
+}
+
+reqwest_retry_tests!(reqwest_012, reqwest_0_12);
+reqwest_retry_tests!(reqwest_013, reqwest_0_13);

@@ -16,9 +16,14 @@
 //! | `retry` | the [`retry`] policy, its layer and tower 0.5's retry `Policy` | `classify-retry` |
 //! | `tower-04` | with `retry`: the retry `Policy` for tower 0.4's `Retry` too | `classify-retry` |
 //! | `aws-smithy` | the AWS SDK's connector error, retry classifier and refusal retries ([`aws`]) | - |
-//! | `reqwest` | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest`]) | `classify-h2-04` |
-//! | `reqwest-middleware` | with `modern`: a retry strategy for reqwest-retry 0.9 ([`reqwest_middleware`](mod@reqwest_middleware)) | `classify-h2-04` |
-//! | `tonic` | with `modern` and `retry`: transparent retries for tonic 0.14 channels ([`tonic`](mod@tonic)) | `classify-h2-04`, `classify-retry` |
+//! | `reqwest-012` (alias `reqwest`) | with `modern`: a classifier for reqwest 0.12's retries ([`reqwest_012`]) | `classify-h2-04` |
+//! | `reqwest-013` | with `modern`: a classifier for reqwest 0.13's retries ([`reqwest_013`]) | `classify-h2-04` |
+//! | `reqwest-middleware-05` (alias `reqwest-middleware`) | with `modern`: a retry strategy for reqwest-retry 0.9 on reqwest-middleware 0.5 ([`reqwest_middleware`](mod@reqwest_middleware)) | `classify-h2-04` |
+//! | `tonic-014` (alias `tonic`) | with `modern` and `retry`: transparent retries for tonic 0.14 channels ([`tonic`](mod@tonic)) | `classify-h2-04`, `classify-retry` |
+//!
+//! The integration features are named for the major they target: a new
+//! major gets a feature of its own beside the old one, and the old one
+//! keeps building the old major.
 //!
 //! `legacy` and `modern` are additive. With neither, the crate does not
 //! build: a classifier that cannot see GOAWAY must not build silently.
@@ -87,17 +92,26 @@ pub use classify_h2_03 as legacy;
 #[cfg(feature = "modern")]
 pub use classify_h2_04 as modern;
 
+// First: its macros are in scope only after it.
+#[cfg(any(feature = "reqwest-012", feature = "reqwest-013"))]
+#[macro_use]
+mod reqwest_retries;
+
 #[cfg(feature = "retry")]
 pub mod retry;
 
 #[cfg(feature = "aws-smithy")]
 pub mod aws;
 
-#[cfg(feature = "reqwest")]
-pub mod reqwest;
-#[cfg(feature = "reqwest-middleware")]
+#[cfg(feature = "reqwest-012")]
+#[doc = module_docs!("0.12")]
+pub mod reqwest_012;
+#[cfg(feature = "reqwest-013")]
+#[doc = module_docs!("0.13")]
+pub mod reqwest_013;
+#[cfg(feature = "reqwest-middleware-05")]
 pub mod reqwest_middleware;
-#[cfg(feature = "tonic")]
+#[cfg(feature = "tonic-014")]
 pub mod tonic;
 
 /// Every backend this build's features enable.
